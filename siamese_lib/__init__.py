@@ -1,0 +1,45 @@
+"""siamese_lib: Siamese networks and one-shot learning in PyTorch.
+
+The library behind the book. Layers, bottom to top: data -> pairs and episodes ->
+nets and losses -> training and evaluation -> plots and widgets. Importing it needs
+neither Jupyter nor a display: matplotlib and ipywidgets load only in ``plots`` and
+``widgets``.
+"""
+
+from .augment import RandomAffine
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import cache_dir, data_root, pick_device, seed_everything
+from .distances import euclidean, pairwise_euclidean
+from .episodes import Episodes, EpisodeSampler, split_episode
+from .evaluate import (
+    Accuracy,
+    accuracy_at_threshold,
+    best_threshold,
+    embed_images,
+    lake_runs_accuracy,
+    one_shot_accuracy,
+    roc_curve,
+)
+from .losses import (
+    BatchContrastiveLoss,
+    ContrastiveLoss,
+    KochLoss,
+    PrototypicalLoss,
+    TripletLoss,
+)
+from .nets import Classifier, EmbeddingNet, KochNet, SiameseNetwork
+from .pairs import ClassBalancedBatchSampler, PairSampler, class_balanced_batches, pair_batches
+from .train import History, fit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Accuracy", "BatchContrastiveLoss", "ClassBalancedBatchSampler", "Classifier",
+    "ContrastiveLoss", "EmbeddingNet", "EpisodeSampler", "Episodes", "History", "KochLoss",
+    "KochNet", "PairSampler", "PrototypicalLoss", "RandomAffine", "SiameseNetwork",
+    "TripletLoss", "accuracy_at_threshold", "best_threshold", "cache_dir",
+    "class_balanced_batches", "data_root", "embed_images", "euclidean", "fit",
+    "lake_runs_accuracy", "load_checkpoint", "one_shot_accuracy", "pair_batches",
+    "pairwise_euclidean", "pick_device", "roc_curve", "save_checkpoint", "seed_everything",
+    "split_episode",
+]

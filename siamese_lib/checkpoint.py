@@ -1,0 +1,95 @@
+"""Checkpoints that are never half-written and never run code when loaded.
+
+A checkpoint is a plain dict of tensors, numbers, strings and lists:
+``{"format": 1, "config": <net config>, "state_dict": ..., "extra": {...}}``.
+It is written to a temporary file in the same folder and renamed into place, so a
+crash leaves the old file intact, and it is read with ``weights_only=True``, so a
+file carrying pickled code is refused instead of executed.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .nets import build_net
+
+FORMAT = 1
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temp file beside ``path``, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def safe_load(path: str | os.PathLike) -> Any:
+    """``torch.load(path, weights_only=True)`` with errors that say what is wrong with the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(
+            f"{path} holds objects other than tensors and plain data (possibly code), and "
+            "was refused by torch.load(weights_only=True). Only load checkpoints you trust, "
+            f"re-saved with siamese_lib.save_checkpoint. Detail: {str(e).splitlines()[0]}"
+        ) from e
+    except (RuntimeError, EOFError) as e:
+        raise ValueError(
+            f"{path} is not a readable checkpoint (truncated or corrupt): {e}. Delete it and "
+            "save or train again."
+        ) from e
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, **extra: Any) -> Path:
+    """Save a model's weights and configuration, plus plain-data ``extra`` (history, metrics)."""
+    config = getattr(model, "config", None)
+    if config is None:
+        raise ValueError(f"{type(model).__name__} has no .config; use a siamese_lib network")
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return atomic_save({"format": FORMAT, "config": config, "state_dict": state, "extra": extra}, path)
+
+
+def load_checkpoint(
+    path: str | os.PathLike, model: nn.Module | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a checkpoint -> (model, extra).
+
+    With ``model`` given, its configuration must match the checkpoint's (else a
+    ``ValueError`` names the differences) and its weights are replaced; otherwise the
+    model is rebuilt from the stored configuration.
+    """
+    ckpt = safe_load(path)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a siamese_lib checkpoint (format {FORMAT})")
+    if model is None:
+        model = build_net(ckpt["config"])
+    elif getattr(model, "config", None) != ckpt["config"]:
+        mine, theirs = getattr(model, "config", {}) or {}, ckpt["config"]
+        diff = {k: (mine.get(k), theirs.get(k)) for k in set(mine) | set(theirs)
+                if mine.get(k) != theirs.get(k)}
+        raise ValueError(
+            f"{path} was saved from a different architecture; (this model, checkpoint) differ "
+            f"in {diff}. Build the model with the checkpoint's config, or load with model=None."
+        )
+    model.load_state_dict(ckpt["state_dict"])
+    return model, ckpt.get("extra", {})

@@ -1,0 +1,223 @@
+"""How good is an embedding? Verification (same or different?) and one-shot accuracy.
+
+Every evaluation embeds each image once and then works on the embeddings: a 20-way
+episode compares a query with 20 support images, and re-running the twin network
+on every pair would embed the same image hundreds of times.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .config import pick_device
+from .distances import pairwise_squared_euclidean
+from .episodes import Episodes, EpisodeSampler
+from .pairs import to_float
+from .train import embed as _embed_batch
+
+Similarity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Accuracy:
+    """An accuracy with its 95% confidence interval (normal approximation).
+
+    Attributes:
+        mean: the accuracy in [0, 1].
+        ci95: half-width of the 95% confidence interval.
+        n: how many episodes (or trials) it averages.
+    """
+
+    mean: float
+    ci95: float
+    n: int
+
+    def __str__(self) -> str:
+        return f"{100 * self.mean:.1f} ± {100 * self.ci95:.1f}% (n={self.n})"
+
+
+def mean_ci95(values: torch.Tensor) -> Accuracy:
+    """Mean of per-episode accuracies (or 0/1 trials) with 1.96 standard errors."""
+    values = values.double().flatten()
+    n = len(values)
+    sd = float(values.std(unbiased=True)) if n > 1 else 0.0
+    return Accuracy(float(values.mean()), 1.96 * sd / math.sqrt(n) if n else math.nan, n)
+
+
+@torch.no_grad()
+def embed_images(
+    model: nn.Module | None,
+    images: torch.Tensor,
+    batch_size: int = 1024,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
+    """Embed every image once -> (N, d) on the CPU. ``model=None`` returns raw pixels (flattened).
+
+    Images may be uint8 (scaled to [0, 1]) or float.
+    """
+    if model is None:
+        return to_float(images).flatten(1)
+    device = pick_device(device)
+    was_training = model.training
+    model.eval().to(device)
+    out = [
+        _embed_batch(model, to_float(images[i : i + batch_size]).to(device)).float().cpu()
+        for i in range(0, len(images), batch_size)
+    ]
+    model.train(was_training)
+    return torch.cat(out)
+
+
+def _negative_squared_distance(q: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    return -pairwise_squared_euclidean(q, s)
+
+
+def classify_queries(
+    support: torch.Tensor,
+    query: torch.Tensor,
+    similarity: Similarity | None = None,
+    rule: str = "nearest",
+) -> torch.Tensor:
+    """Name each query of a batch of episodes from embeddings -> predicted class (E, N*Q).
+
+    Args:
+        support: (E, N, K, d) support embeddings.
+        query: (E, M, d) query embeddings.
+        similarity: ``(query (..., M, 1, d), support (..., 1, S, d)) -> (..., M, S)`` scores,
+            higher = more alike; default: negative squared Euclidean distance.
+        rule: "nearest" (the class of the most similar support image, the Siamese rule)
+            or "prototype" (the class of the nearest mean support embedding).
+    """
+    e, n, k, d = support.shape
+    if rule == "prototype":
+        support, k = support.mean(2, keepdim=True), 1
+    elif rule != "nearest":
+        raise ValueError(f"rule must be 'nearest' or 'prototype', got {rule!r}")
+    flat = support.reshape(e, n * k, d)
+    if similarity is None:
+        scores = _negative_squared_distance(query, flat)
+    else:
+        scores = similarity(query[:, :, None, :], flat[:, None, :, :])
+    return scores.reshape(e, -1, n, k).amax(-1).argmax(-1)
+
+
+def one_shot_accuracy(
+    embeddings: torch.Tensor,
+    episodes: Episodes | EpisodeSampler,
+    similarity: Similarity | None = None,
+    rule: str = "nearest",
+    chunk: int = 256,
+) -> Accuracy:
+    """Accuracy over N-way K-shot episodes, from embeddings computed once.
+
+    Args:
+        embeddings: (N_images, d), e.g. from :func:`embed_images`.
+        episodes: an :class:`~siamese_lib.episodes.EpisodeSampler` or drawn :class:`~siamese_lib.episodes.Episodes`.
+        similarity: a learned pair score (e.g. ``KochLoss.similarity``); default -D^2.
+        rule: "nearest" or "prototype" (see :func:`classify_queries`).
+        chunk: episodes scored at once (bounds memory).
+
+    Returns:
+        Mean per-episode accuracy with its 95% confidence interval.
+    """
+    if isinstance(episodes, EpisodeSampler):
+        episodes = episodes.sample()
+    per_episode = []
+    for start in range(0, episodes.support.shape[0], chunk):
+        s = embeddings[episodes.support[start : start + chunk]]  # (E, N, K, d)
+        q_idx = episodes.query[start : start + chunk]
+        q = embeddings[q_idx.flatten(1)]  # (E, N*Q, d)
+        truth = torch.arange(q_idx.shape[1]).repeat_interleave(q_idx.shape[2])
+        pred = classify_queries(s, q, similarity, rule)
+        per_episode.append((pred == truth).double().mean(1))
+    return mean_ci95(torch.cat(per_episode))
+
+
+def lake_runs_accuracy(
+    model: nn.Module | None,
+    runs: list,
+    similarity: Similarity | None = None,
+    device: str | torch.device | None = None,
+) -> Accuracy:
+    """Accuracy on Lake et al.'s 20 official 20-way one-shot runs (400 trials).
+
+    Args:
+        model: the embedding model; ``None`` for the pixel 1-nearest-neighbour baseline.
+        runs: from :func:`siamese_lib.data.load_lake_runs`.
+    """
+    trials = []
+    for run in runs:
+        s = embed_images(model, run.train, device=device)
+        q = embed_images(model, run.test, device=device)
+        pred = classify_queries(s[None, :, None, :], q[None], similarity)[0]
+        trials.append((pred == run.answers).double())
+    return mean_ci95(torch.cat(trials))
+
+
+# ----------------------------------------------------------------------------- verification
+# Positive = similar (Y = 0). A pair is called similar when its distance is <= threshold.
+
+
+def accuracy_at_threshold(d: torch.Tensor, y: torch.Tensor, threshold: float) -> float:
+    """Share of pairs called right when "similar" means ``D <= threshold`` (Y = 0 similar)."""
+    return float(((d <= threshold) == (y == 0)).double().mean())
+
+
+def best_threshold(d: torch.Tensor, y: torch.Tensor) -> float:
+    """The threshold that maximises accuracy on these (validation) pairs.
+
+    Candidates are the midpoints between consecutive sorted distances.
+    """
+    d_sorted, order = d.double().sort()
+    similar = (y[order] == 0).double()
+    # calling the first i pairs similar: right on similar ones among them, dissimilar ones after
+    correct = torch.cat([torch.zeros(1, dtype=torch.double), similar.cumsum(0)]) + torch.cat(
+        [(1 - similar).flip(0).cumsum(0).flip(0), torch.zeros(1, dtype=torch.double)]
+    )
+    i = int(correct.argmax())
+    if i == 0:
+        return float(d_sorted[0]) - 1e-6
+    if i == len(d_sorted):
+        return float(d_sorted[-1])
+    return float((d_sorted[i - 1] + d_sorted[i]) / 2)
+
+
+@dataclass
+class ROC:
+    """A ROC curve for "similar" as the positive class.
+
+    Attributes:
+        fpr: false positive rate (dissimilar pairs called similar) per threshold.
+        tpr: true positive rate (similar pairs called similar) per threshold.
+        thresholds: distance thresholds, increasing.
+        auc: area under the curve.
+        eer: equal error rate, where the false positive rate = the false negative rate.
+    """
+
+    fpr: torch.Tensor
+    tpr: torch.Tensor
+    thresholds: torch.Tensor
+    auc: float
+    eer: float
+
+
+def roc_curve(d: torch.Tensor, y: torch.Tensor) -> ROC:
+    """ROC curve, AUC and equal error rate of distances ``d`` for labels ``y`` (Y = 0 similar)."""
+    if not ((y == 0).any() and (y == 1).any()):
+        raise ValueError("a ROC curve needs both similar (Y=0) and dissimilar (Y=1) pairs")
+    d_sorted, order = d.double().sort()
+    similar = (y[order] == 0).double()
+    tpr = torch.cat([torch.zeros(1, dtype=torch.double), similar.cumsum(0) / similar.sum()])
+    fpr = torch.cat(
+        [torch.zeros(1, dtype=torch.double), (1 - similar).cumsum(0) / (1 - similar).sum()]
+    )
+    thresholds = torch.cat([d_sorted[:1] - 1e-6, d_sorted])
+    auc = float(torch.trapezoid(tpr, fpr))
+    fnr = 1 - tpr
+    k = int((fpr - fnr).abs().argmin())
+    return ROC(fpr, tpr, thresholds, auc, float((fpr[k] + fnr[k]) / 2))

@@ -1,0 +1,259 @@
+"""Losses that teach an embedding net which images belong together.
+
+Label convention everywhere in this module (the article's, after Hadsell et al. 2006):
+**Y = 0 means similar (same class), Y = 1 means dissimilar.** Losses that take class
+labels instead of pair labels derive Y from them: Y = 0 exactly when the labels match.
+
+Two kinds of loss:
+
+- pair losses take two embedding batches and a pair label: ``loss(e1, e2, y)``;
+- batch losses take one batch and its class labels and use every pair (or triplet)
+  inside it: ``loss(embeddings, labels)``. Feed them class-balanced P x K batches.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .distances import euclidean, pairwise_euclidean, pairwise_squared_euclidean, squared_euclidean
+
+
+def _check_margin(margin: float) -> float:
+    margin = float(margin)
+    if not math.isfinite(margin) or margin <= 0:
+        raise ValueError(f"margin must be a positive finite number, got {margin}")
+    return margin
+
+
+def _check_pair_labels(y: torch.Tensor, n: int) -> torch.Tensor:
+    if y.dim() != 1 or y.shape[0] != n:
+        raise ValueError(
+            f"expected one label per pair, shape ({n},), got {tuple(y.shape)}: the batch "
+            "sizes of the embeddings and the labels differ"
+        )
+    bad = (y != 0) & (y != 1)
+    if bad.any():
+        raise ValueError(
+            f"pair labels must be 0 (similar) or 1 (dissimilar), got {y[bad][:5].tolist()}"
+        )
+    return y.to(torch.float32)
+
+
+def _check_class_labels(embeddings: torch.Tensor, labels: torch.Tensor) -> None:
+    if embeddings.dim() != 2 or labels.shape != (embeddings.shape[0],):
+        raise ValueError(
+            f"expected embeddings (N, d) and labels (N,), got {tuple(embeddings.shape)} "
+            f"and {tuple(labels.shape)}"
+        )
+
+
+def contrastive_loss(d: torch.Tensor, y: torch.Tensor, margin: float) -> torch.Tensor:
+    """Per-pair contrastive loss ``(1-Y) * 1/2 * D^2 + Y * 1/2 * max(0, m - D)^2``."""
+    return (1 - y) * 0.5 * d.pow(2) + y * 0.5 * F.relu(margin - d).pow(2)
+
+
+class ContrastiveLoss(nn.Module):
+    """The contrastive loss of Hadsell, Chopra and LeCun (2006), as in the article.
+
+    ``L = (1 - Y) * 1/2 * D^2 + Y * 1/2 * max(0, m - D)^2``, averaged over the batch,
+    with D the Euclidean distance of the two embeddings, **Y = 0 for a similar pair and
+    Y = 1 for a dissimilar pair**, and margin m > 0. Similar pairs are pulled together;
+    dissimilar pairs are pushed apart until they are m apart, and then cost nothing.
+
+    Args:
+        margin: m, the distance beyond which dissimilar pairs stop contributing.
+    """
+
+    def __init__(self, margin: float = 1.0) -> None:
+        super().__init__()
+        self.margin = _check_margin(margin)
+
+    def forward(self, e1: torch.Tensor, e2: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean loss of a batch of pairs: embeddings (N, d), (N, d) and labels (N,) in {0, 1}."""
+        y = _check_pair_labels(y, e1.shape[0])
+        d2 = squared_euclidean(e1, e2)
+        # 1/2 D^2 from the squared distance directly: no square root, so the gradient of a
+        # similar pair at D = 0 is exactly 0 instead of 0 * inf.
+        similar = 0.5 * d2
+        dissimilar = 0.5 * F.relu(self.margin - d2.clamp_min(1e-12).sqrt()).pow(2)
+        return ((1 - y) * similar + y * dissimilar).mean()
+
+    def extra_repr(self) -> str:
+        return f"margin={self.margin}"
+
+
+class BatchContrastiveLoss(nn.Module):
+    """The contrastive loss over every pair of a class-balanced batch.
+
+    A P x K batch of N images holds N(N-1)/2 pairs: far more than N/2 sampled pairs for
+    the same forward pass. Most dissimilar pairs are soon beyond the margin and cost 0,
+    so the loss is the mean over similar pairs plus the mean over the dissimilar pairs
+    that still violate the margin (the "average of non-zero terms" reduction of
+    pytorch-metric-learning). Labels: class labels; Y = 0 where two labels match.
+
+    Args:
+        margin: m, as in :class:`ContrastiveLoss`.
+    """
+
+    def __init__(self, margin: float = 1.0) -> None:
+        super().__init__()
+        self.margin = _check_margin(margin)
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Loss of a batch: embeddings (N, d) and class labels (N,)."""
+        _check_class_labels(embeddings, labels)
+        i, j = torch.triu_indices(len(labels), len(labels), offset=1, device=labels.device)
+        d2 = pairwise_squared_euclidean(embeddings)[i, j]
+        same = labels[i] == labels[j]
+        similar = 0.5 * d2[same]
+        dissimilar = 0.5 * F.relu(self.margin - d2[~same].clamp_min(1e-12).sqrt()).pow(2)
+        return _mean_or_zero(similar, embeddings) + _mean_or_zero(
+            dissimilar[dissimilar > 0], embeddings
+        )
+
+    def extra_repr(self) -> str:
+        return f"margin={self.margin}"
+
+
+class KochLoss(nn.Module):
+    """Koch et al. (2015): a learned head on ``|e1 - e2|``, a sigmoid and binary cross-entropy.
+
+    ``p = sigmoid(w . |e1 - e2| + b)`` is the probability that the pair is similar, and
+    the loss is ``BCE(p, 1 - Y)``: with the module-wide convention **Y = 0 similar,
+    Y = 1 dissimilar**, the target of p is 1 for a similar pair. Unlike the distance
+    losses, the head has weights of its own: give ``loss.parameters()`` to the optimiser
+    (:func:`siamese_lib.train.fit` does), and score pairs with :meth:`similarity`.
+
+    Args:
+        embedding_dim: size of the embeddings.
+    """
+
+    def __init__(self, embedding_dim: int) -> None:
+        super().__init__()
+        self.head = nn.Linear(embedding_dim, 1)
+
+    def similarity(self, e1: torch.Tensor, e2: torch.Tensor) -> torch.Tensor:
+        """Logit of "same class" for broadcastable embedding batches (..., d) -> (...)."""
+        return self.head((e1 - e2).abs()).squeeze(-1)
+
+    def forward(self, e1: torch.Tensor, e2: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean BCE of a batch of pairs: embeddings (N, d), (N, d), labels (N,) in {0, 1}."""
+        y = _check_pair_labels(y, e1.shape[0])
+        if e1.shape != e2.shape:
+            squared_euclidean(e1, e2)  # raises the shared shape error
+        return F.binary_cross_entropy_with_logits(self.similarity(e1, e2), 1 - y)
+
+
+class TripletLoss(nn.Module):
+    """Triplet loss with batch mining (Schroff et al. 2015; Hermans et al. 2017).
+
+    For an anchor a, a positive p (same class) and a negative n (other class):
+    ``L = max(0, D(a, p) - D(a, n) + m)``. ``mining="batch_hard"`` takes, for each
+    anchor, its farthest positive and nearest negative in the batch; ``"batch_all"``
+    averages every valid triplet that still violates the margin. Needs P x K batches
+    with K >= 2.
+
+    Args:
+        margin: m > 0.
+        mining: "batch_hard" or "batch_all".
+    """
+
+    def __init__(self, margin: float = 0.5, mining: str = "batch_hard") -> None:
+        super().__init__()
+        self.margin = _check_margin(margin)
+        if mining not in ("batch_hard", "batch_all"):
+            raise ValueError(f"mining must be 'batch_hard' or 'batch_all', got {mining!r}")
+        self.mining = mining
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Loss of a batch: embeddings (N, d) and class labels (N,)."""
+        _check_class_labels(embeddings, labels)
+        d = pairwise_euclidean(embeddings)
+        same = labels[:, None] == labels[None, :]
+        eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+        positive, negative = same & ~eye, ~same
+        if not positive.any() or not negative.any():
+            raise ValueError(
+                "a triplet batch needs at least two classes and two images of some class; "
+                "use a class-balanced P x K batch with P >= 2 and K >= 2"
+            )
+        if self.mining == "batch_hard":
+            hardest_pos = d.masked_fill(~positive, float("-inf")).amax(1)
+            hardest_neg = d.masked_fill(~negative, float("inf")).amin(1)
+            valid = positive.any(1) & negative.any(1)
+            return F.relu(hardest_pos - hardest_neg + self.margin)[valid].mean()
+        # batch_all: (anchor, positive, negative) via broadcasting
+        triplet = d[:, :, None] - d[:, None, :] + self.margin
+        valid = positive[:, :, None] & negative[:, None, :]
+        losses = F.relu(triplet[valid])
+        return _mean_or_zero(losses[losses > 0], embeddings)
+
+    def extra_repr(self) -> str:
+        return f"margin={self.margin}, mining={self.mining!r}"
+
+
+class PrototypicalLoss(nn.Module):
+    """Softmax over negative squared distances to class prototypes (Snell et al. 2017).
+
+    Within each class of the batch, the first ``n_support`` images form the support set
+    and their mean is the prototype c_k; every other image is a query x scored against
+    all prototypes at once: ``p(y = k | x) = softmax_k(-||f(x) - c_k||^2 / T)``, and the
+    loss is the cross-entropy. Each query meets every other class of the batch as a
+    negative in one softmax (the N-pair / InfoNCE family).
+
+    Args:
+        n_support: support images per class; the rest of the class are queries.
+        temperature: T > 0; divides the negative squared distances.
+    """
+
+    def __init__(self, n_support: int = 1, temperature: float = 1.0) -> None:
+        super().__init__()
+        if int(n_support) < 1:
+            raise ValueError(f"n_support must be at least 1, got {n_support}")
+        self.n_support = int(n_support)
+        self.temperature = _check_margin(temperature)
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Loss of a batch: embeddings (N, d) and class labels (N,) with K > n_support per class."""
+        _check_class_labels(embeddings, labels)
+        classes, dense = labels.unique(return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError("the prototypical loss needs at least two classes in a batch")
+        order = torch.argsort(dense, stable=True)
+        counts = torch.bincount(dense)
+        if (counts <= self.n_support).any():
+            raise ValueError(
+                f"every class needs more than n_support={self.n_support} images in a batch, "
+                f"got as few as {int(counts.min())}"
+            )
+        rank = torch.arange(len(labels), device=labels.device) - torch.repeat_interleave(
+            torch.cumsum(counts, 0) - counts, counts
+        )
+        is_support = torch.zeros_like(dense, dtype=torch.bool)
+        is_support[order] = rank < self.n_support
+        prototypes = torch.zeros(len(classes), embeddings.shape[1], device=embeddings.device)
+        prototypes = prototypes.index_add(0, dense[is_support], embeddings[is_support])
+        prototypes = prototypes / self.n_support
+        logits = -pairwise_squared_euclidean(embeddings[~is_support], prototypes)
+        return F.cross_entropy(logits / self.temperature, dense[~is_support])
+
+    def extra_repr(self) -> str:
+        return f"n_support={self.n_support}, temperature={self.temperature}"
+
+
+def _mean_or_zero(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    # An empty selection (no violating pair left) must give 0 with a gradient path, not NaN.
+    return x.mean() if x.numel() else like.sum() * 0.0
+
+
+PAIR_LOSSES = (ContrastiveLoss, KochLoss)
+BATCH_LOSSES = (BatchContrastiveLoss, TripletLoss, PrototypicalLoss)
+
+__all__ = [
+    "ContrastiveLoss", "BatchContrastiveLoss", "KochLoss", "TripletLoss", "PrototypicalLoss",
+    "contrastive_loss", "euclidean",
+]

@@ -1,0 +1,184 @@
+"""The networks: one embedding net, and the Siamese network that applies it twice.
+
+A Siamese network is not two networks. It is ONE embedding network G applied to both
+images of a pair, so the two "sister networks" share every weight by construction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from .distances import euclidean
+
+
+def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+    )
+
+
+class _ShapeChecked(nn.Module):
+    """Checks input shape up front, because a wrong size otherwise fails deep inside."""
+
+    in_channels: int
+    input_size: int
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        expected = (self.in_channels, self.input_size, self.input_size)
+        if x.dim() != 4 or tuple(x.shape[1:]) != expected:
+            raise ValueError(
+                f"{type(self).__name__} expects a batch of shape (N, {expected[0]}, "
+                f"{expected[1]}, {expected[2]}), got {tuple(x.shape)}. Resize the images "
+                f"to {expected[1]}x{expected[2]} with {expected[0]} channel(s), or build "
+                "the net with matching in_channels/input_size."
+            )
+
+
+class EmbeddingNet(_ShapeChecked):
+    """Conv-4 embedding network G(x): four conv-BN-ReLU-maxpool blocks, then a linear map.
+
+    The Conv-4 backbone is the one of Vinyals et al. (2016) and Snell et al. (2017).
+
+    Args:
+        in_channels: image channels (1 for MNIST and Omniglot).
+        input_size: image height = width.
+        width: channels of every conv block.
+        embedding_dim: size of the output; ``None`` keeps the flattened conv features.
+        depth: number of conv blocks (each halves the image).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        input_size: int = 28,
+        width: int = 64,
+        embedding_dim: int | None = 64,
+        depth: int = 4,
+    ) -> None:
+        super().__init__()
+        if input_size < 2**depth:
+            raise ValueError(f"input_size {input_size} is too small for {depth} pooling blocks")
+        self.in_channels, self.input_size = in_channels, input_size
+        self.config: dict[str, Any] = dict(
+            name="EmbeddingNet", in_channels=in_channels, input_size=input_size,
+            width=width, embedding_dim=embedding_dim, depth=depth,
+        )
+        blocks = [_conv_block(in_channels if i == 0 else width, width) for i in range(depth)]
+        self.features = nn.Sequential(*blocks, nn.Flatten())
+        n_features = width * (input_size // 2**depth) ** 2
+        self.head = nn.Identity() if embedding_dim is None else nn.Linear(n_features, embedding_dim)
+        self.output_dim = n_features if embedding_dim is None else embedding_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Embed a batch (N, C, H, W) of images in [0, 1] -> (N, output_dim)."""
+        self._check_input(x)
+        return self.head(self.features(x))
+
+
+class KochNet(_ShapeChecked):
+    """The embedding net of Koch, Zemel and Salakhutdinov (2015) for 105x105 images.
+
+    Conv 64@10x10, pool, 128@7x7, pool, 128@4x4, pool, 256@4x4, then a 4096-unit
+    sigmoid layer. About 38 M parameters: meant for a GPU. BatchNorm is added after
+    each convolution because it trains far faster than the paper's plain SGD set-up.
+    """
+
+    def __init__(self, in_channels: int = 1, input_size: int = 105, embedding_dim: int = 4096):
+        super().__init__()
+        self.in_channels, self.input_size = in_channels, input_size
+        self.config: dict[str, Any] = dict(
+            name="KochNet", in_channels=in_channels, input_size=input_size,
+            embedding_dim=embedding_dim,
+        )
+
+        def block(c_in: int, c_out: int, k: int, pool: bool) -> list[nn.Module]:
+            layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, k), nn.BatchNorm2d(c_out), nn.ReLU()]
+            return layers + [nn.MaxPool2d(2)] if pool else layers
+
+        self.features = nn.Sequential(
+            *block(in_channels, 64, 10, True), *block(64, 128, 7, True),
+            *block(128, 128, 4, True), *block(128, 256, 4, False), nn.Flatten(),
+        )
+        with torch.no_grad():
+            n_features = self.features(torch.zeros(1, in_channels, input_size, input_size)).shape[1]
+        self.head = nn.Sequential(nn.Linear(n_features, embedding_dim), nn.Sigmoid())
+        self.output_dim = embedding_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Embed a batch (N, C, 105, 105) -> (N, embedding_dim)."""
+        self._check_input(x)
+        return self.head(self.features(x))
+
+
+class SiameseNetwork(nn.Module):
+    """Two sister networks with one set of weights: ONE embedding net applied to both inputs.
+
+    ``forward(x1, x2)`` returns the two embeddings; ``distance(x1, x2)`` returns D.
+    Both images go through the net in one batch, which is faster than two calls and
+    gives BatchNorm the statistics of the whole pair batch.
+    """
+
+    def __init__(self, embedding_net: nn.Module) -> None:
+        super().__init__()
+        self.embedding_net = embedding_net
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The embedding net's configuration (what a checkpoint stores)."""
+        return self.embedding_net.config
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """G(x) for a batch of images."""
+        return self.embedding_net(x)
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embed both images of every pair -> (G(x1), G(x2))."""
+        if x1.shape != x2.shape:
+            raise ValueError(
+                f"both inputs of a pair batch must have the same shape, got "
+                f"{tuple(x1.shape)} and {tuple(x2.shape)}"
+            )
+        return self.embedding_net(torch.cat([x1, x2])).chunk(2)
+
+    def distance(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        """D = ||G(x1) - G(x2)||, one distance per pair."""
+        return euclidean(*self(x1, x2))
+
+
+class Classifier(nn.Module):
+    """A standard classifier: an embedding net followed by a linear layer over known classes.
+
+    Its ``embedding_net`` doubles as a feature extractor for the one-shot baseline.
+    """
+
+    def __init__(self, embedding_net: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        self.embedding_net = embedding_net
+        self.classifier = nn.Linear(embedding_net.output_dim, num_classes)
+        self.config: dict[str, Any] = dict(
+            name="Classifier", embedding=embedding_net.config, num_classes=num_classes
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits (N, num_classes)."""
+        return self.classifier(torch.relu(self.embedding_net(x)))
+
+
+_NETS = {"EmbeddingNet": EmbeddingNet, "KochNet": KochNet}
+
+
+def build_net(config: dict[str, Any]) -> nn.Module:
+    """Rebuild a network from its ``config`` dict (as stored in a checkpoint)."""
+    config = dict(config)
+    name = config.pop("name", None)
+    if name == "Classifier":
+        return Classifier(build_net(config["embedding"]), config["num_classes"])
+    if name not in _NETS:
+        raise ValueError(f"unknown network {name!r}; known: {sorted(_NETS) + ['Classifier']}")
+    return _NETS[name](**config)

@@ -1,0 +1,253 @@
+"""Pairs and class-balanced batches, drawn from any labelled set by index.
+
+Samplers work on labels only and return indices, so they serve a tensor held in
+memory (the fast path: index a uint8 tensor, on the GPU if there is one) as well as
+any ``Dataset`` that exposes ``.labels`` or ``.targets`` (through a ``DataLoader``).
+All randomness comes from a seeded ``torch.Generator``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch.utils.data import Sampler
+
+
+def labels_of(source: Any) -> torch.Tensor:
+    """The class labels of a tensor, list or dataset (``.labels`` or ``.targets``) as int64."""
+    for attr in ("labels", "targets"):
+        if hasattr(source, attr):
+            source = getattr(source, attr)
+            break
+    labels = torch.as_tensor(source)
+    if labels.dim() != 1:
+        raise ValueError(f"labels must be one-dimensional, got shape {tuple(labels.shape)}")
+    if len(labels) == 0:
+        raise ValueError("the labelled set is empty: there is nothing to draw pairs from")
+    return labels.long().cpu()
+
+
+class _ClassIndex:
+    """Indices grouped by class: ``order[start[c] : start[c] + count[c]]`` are class c's."""
+
+    def __init__(self, labels: torch.Tensor) -> None:
+        self.classes, dense = labels.unique(return_inverse=True)
+        self.order = torch.argsort(dense, stable=True)
+        self.count = torch.bincount(dense)
+        self.start = torch.cumsum(self.count, 0) - self.count
+
+    def pick(self, cls: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        return self.order[self.start[cls] + offset]
+
+    def random_member(self, cls: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        u = torch.rand(len(cls), generator=g)
+        return self.pick(cls, (u * self.count[cls]).long())
+
+    def distinct_members(self, cls: torch.Tensor, m: int, g: torch.Generator) -> torch.Tensor:
+        """m different images of each class in ``cls`` (any shape) -> indices (*cls.shape, m)."""
+        sizes = self.count[cls]
+        if int(sizes.max()) * sizes.numel() <= 2**22:
+            return self.pick(cls[..., None], _smallest_keys(sizes, m, g))
+        # large classes: draw with replacement, redraw the rare rows with a repeat. A row
+        # of a class with fewer than m^2 images would repeat too often (a class of exactly
+        # m images almost never comes out distinct), so those rows take random keys instead.
+        offsets = torch.empty(*cls.shape, m, dtype=torch.long)
+        few = sizes < m * m
+        if few.any():
+            offsets[few] = _smallest_keys(sizes[few], m, g)
+        many = ~few
+        offsets[many] = (torch.rand(int(many.sum()), m, generator=g) * sizes[many][:, None]).long()
+        while True:
+            s = offsets.sort(dim=-1).values
+            dup = (s[..., 1:] == s[..., :-1]).any(-1)
+            if not dup.any():
+                break
+            redraw = torch.rand(int(dup.sum()), m, generator=g) * sizes[dup][:, None]
+            offsets[dup] = redraw.long()
+        return self.pick(cls[..., None], offsets)
+
+
+def _smallest_keys(sizes: torch.Tensor, m: int, g: torch.Generator) -> torch.Tensor:
+    """m distinct offsets in [0, size) per entry of ``sizes``: the m smallest random keys."""
+    keys = torch.rand(*sizes.shape, int(sizes.max()), generator=g)
+    keys[torch.arange(keys.shape[-1]) >= sizes[..., None]] = 2.0
+    return keys.argsort(dim=-1)[..., :m]
+
+
+class PairSampler:
+    """Balanced similar/dissimilar pairs of indices, drawn in vectorised batches.
+
+    Similar pairs (Y = 0): a class is chosen uniformly among those with at least two
+    images, then two *different* images of it (or possibly the same image if
+    ``allow_same_image``). Dissimilar pairs (Y = 1): two different classes, uniformly,
+    then one image of each. Classes are chosen uniformly, not by size, as in Koch et al.
+
+    Args:
+        labels: class labels, or a dataset exposing ``.labels`` / ``.targets``.
+        similar_fraction: share of similar pairs in each batch.
+        allow_same_image: let a similar pair be an image with itself.
+        seed: seeds the sampler's own generator.
+    """
+
+    def __init__(
+        self,
+        labels: Any,
+        similar_fraction: float = 0.5,
+        allow_same_image: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.index = _ClassIndex(labels_of(labels))
+        if len(self.index.classes) < 2:
+            raise ValueError(
+                f"dissimilar pairs need at least 2 classes, the set has "
+                f"{len(self.index.classes)}"
+            )
+        if not 0 <= similar_fraction <= 1:
+            raise ValueError(f"similar_fraction must be in [0, 1], got {similar_fraction}")
+        min_size = 1 if allow_same_image else 2
+        self.similar_classes = torch.nonzero(self.index.count >= min_size).flatten()
+        if similar_fraction > 0 and len(self.similar_classes) == 0:
+            raise ValueError(
+                "similar pairs need a class with at least 2 images and every class has one; "
+                "add images, set allow_same_image=True, or use similar_fraction=0"
+            )
+        self.similar_fraction = similar_fraction
+        self.allow_same_image = allow_same_image
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Draw n pairs -> (first indices, second indices, Y) with Y = 0 similar, 1 dissimilar."""
+        g, idx = self.generator, self.index
+        n_sim = round(n * self.similar_fraction)
+        n_dis = n - n_sim
+        # similar: two distinct offsets inside one class
+        # (high >= 1 even when no class can give a similar pair: similar_fraction=0 then)
+        high = len(self.similar_classes) or 1
+        cls = self.similar_classes[torch.randint(high, (n_sim,), generator=g)]
+        size = idx.count[cls]
+        first = (torch.rand(n_sim, generator=g) * size).long()
+        if self.allow_same_image:
+            second = (torch.rand(n_sim, generator=g) * size).long()
+        else:
+            shift = 1 + (torch.rand(n_sim, generator=g) * (size - 1)).long()
+            second = (first + shift) % size
+        # dissimilar: a second class that differs from the first by a non-zero shift
+        n_classes = len(idx.classes)
+        c1 = torch.randint(n_classes, (n_dis,), generator=g)
+        c2 = (c1 + torch.randint(1, n_classes, (n_dis,), generator=g)) % n_classes
+        i = torch.cat([idx.pick(cls, first), idx.random_member(c1, g)])
+        j = torch.cat([idx.pick(cls, second), idx.random_member(c2, g)])
+        y = torch.cat([torch.zeros(n_sim, dtype=torch.long), torch.ones(n_dis, dtype=torch.long)])
+        perm = torch.randperm(n, generator=g)
+        return i[perm], j[perm], y[perm]
+
+    def batches(self, batch_size: int, n_batches: int) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Yield ``n_batches`` index batches ``(i, j, y)`` of ``batch_size`` pairs."""
+        for _ in range(n_batches):
+            yield self.sample(batch_size)
+
+
+class ClassBalancedBatchSampler(Sampler[list[int]]):
+    """P classes x K images per batch, so every batch holds many similar and dissimilar pairs.
+
+    Usable as a DataLoader ``batch_sampler`` over any dataset that exposes its labels
+    (the easyfsl style). Batches are class-major: K images of the first class, then K
+    of the second, and so on. Images are drawn without replacement within a batch.
+
+    Args:
+        labels: class labels, or a dataset exposing ``.labels`` / ``.targets``.
+        n_classes: P, classes per batch.
+        n_per_class: K, images per class.
+        n_batches: batches per pass.
+        seed: seeds the sampler's own generator.
+    """
+
+    def __init__(
+        self, labels: Any, n_classes: int, n_per_class: int, n_batches: int, seed: int = 0
+    ) -> None:
+        self.index = _ClassIndex(labels_of(labels))
+        self.eligible = torch.nonzero(self.index.count >= n_per_class).flatten()
+        if n_classes < 1 or n_per_class < 1:
+            raise ValueError(f"P and K must be positive, got P={n_classes}, K={n_per_class}")
+        if len(self.eligible) < n_classes:
+            raise ValueError(
+                f"a batch needs {n_classes} classes with at least {n_per_class} images each, "
+                f"but only {len(self.eligible)} classes have that many; lower n_classes or "
+                "n_per_class"
+            )
+        self.p, self.k, self.n_batches = n_classes, n_per_class, n_batches
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+    def sample(self) -> torch.Tensor:
+        """One batch of P*K indices, class-major."""
+        g = self.generator
+        cls = self.eligible[torch.randperm(len(self.eligible), generator=g)[: self.p]]
+        return self.index.distinct_members(cls, self.k, g).flatten()
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for _ in range(self.n_batches):
+            yield self.sample().tolist()
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images in [0, 255] -> float32 in [0, 1]; float images pass through."""
+    return images.float().div_(255) if images.dtype == torch.uint8 else images.float()
+
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def pair_batches(
+    images: torch.Tensor,
+    labels: Any,
+    batch_size: int,
+    n_batches: int,
+    seed: int = 0,
+    augment: Augment | None = None,
+    device: str | torch.device = "cpu",
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Yield image pair batches ``(x1, x2, y)`` for a pair loss, straight from a tensor.
+
+    ``images`` (N, C, H, W), uint8 or float, may live on the GPU; indexing it is the
+    whole cost of a batch (no per-item Python or PIL work).
+    """
+    sampler = PairSampler(labels, seed=seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    for i, j, y in sampler.batches(batch_size, n_batches):
+        x1, x2 = to_float(images[i.to(images.device)]), to_float(images[j.to(images.device)])
+        if augment is not None:
+            x1, x2 = augment(x1, g), augment(x2, g)
+        yield x1.to(device), x2.to(device), y.to(device)
+
+
+def class_balanced_batches(
+    images: torch.Tensor,
+    labels: Any,
+    n_classes: int,
+    n_per_class: int,
+    n_batches: int,
+    seed: int = 0,
+    augment: Augment | None = None,
+    device: str | torch.device = "cpu",
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield P x K batches ``(x, labels)`` for a batch loss, straight from a tensor."""
+    labels = labels_of(labels)
+    sampler = ClassBalancedBatchSampler(labels, n_classes, n_per_class, n_batches, seed=seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    for _ in range(n_batches):
+        idx = sampler.sample()
+        x = to_float(images[idx.to(images.device)])
+        if augment is not None:
+            x = augment(x, g)
+        yield x.to(device), labels[idx].to(device)
+
+
+def all_pairs(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every pair (i < j) of a batch -> (i, j, Y) with Y = 0 where the labels match."""
+    i, j = torch.triu_indices(len(labels), len(labels), offset=1)
+    return i, j, (labels[i] != labels[j]).long()

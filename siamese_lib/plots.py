@@ -1,0 +1,218 @@
+"""Figures the book draws: loss terms, loss curves, pairs, distances, ROC, episodes.
+
+matplotlib is imported inside each function, so ``import siamese_lib`` works without
+it. Every function draws on an ``ax`` (or returns a new figure) and returns it, so the
+notebooks can compose them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import torch
+
+from .evaluate import ROC, accuracy_at_threshold
+from .pairs import to_float
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from .train import History
+
+SIMILAR_COLOR, DISSIMILAR_COLOR = "tab:blue", "tab:red"
+
+
+def _axes(ax: Axes | None, figsize: tuple[float, float] = (5, 3.5)) -> Axes:
+    import matplotlib.pyplot as plt
+
+    return ax if ax is not None else plt.subplots(figsize=figsize, layout="constrained")[1]
+
+
+def plot_contrastive_terms(margin: float, ax: Axes | None = None, d_max: float = 4.0) -> Axes:
+    """The two terms of the contrastive loss against D: 1/2 D^2 (Y=0) and 1/2 max(0, m-D)^2 (Y=1)."""
+    ax = _axes(ax)
+    d = torch.linspace(0, d_max, 200)
+    ax.plot(d, 0.5 * d**2, color=SIMILAR_COLOR, label="similar pair (Y=0): ½·D²")
+    ax.plot(d, 0.5 * torch.relu(margin - d) ** 2, color=DISSIMILAR_COLOR,
+            label="dissimilar pair (Y=1): ½·max(0, m−D)²")
+    ax.axvline(margin, color="grey", ls="--", lw=1)
+    ax.annotate(f"m = {margin:.2f}", (margin, 0.5 * d_max**2 * 0.9), ha="left",
+                xytext=(4, 0), textcoords="offset points")
+    ax.set(xlabel="distance D between the embeddings", ylabel="loss", ylim=(0, 0.5 * d_max**2),
+           title="Contrastive loss terms")
+    ax.legend(loc="upper center", fontsize=8)
+    return ax
+
+
+def _smooth(values: Sequence[float], window: int) -> torch.Tensor:
+    x = torch.tensor(values, dtype=torch.float64)
+    if window <= 1 or len(x) < window:
+        return x
+    kernel = torch.ones(1, 1, window, dtype=torch.float64) / window
+    return torch.nn.functional.conv1d(x[None, None], kernel)[0, 0]
+
+
+def plot_loss_curves(
+    histories: History | Mapping[str, History], ax: Axes | None = None, smooth: int = 20
+) -> Axes:
+    """Training loss per step (smoothed) and per epoch, for one run or several (a dict by name)."""
+    ax = _axes(ax)
+    if not isinstance(histories, Mapping):
+        histories = {"training loss": histories}
+    for i, (name, h) in enumerate(histories.items()):
+        color = f"C{i}"
+        y = _smooth(h.step_loss, smooth)
+        x = torch.arange(len(y)) + (len(h.step_loss) - len(y)) / 2 + 1
+        ax.plot(x, y, color=color, lw=1, label=f"{name} (per step, smoothed)")
+        steps_per_epoch = len(h.step_loss) / max(1, len(h.epoch_loss))
+        epochs_end = [(e + 1) * steps_per_epoch for e in range(len(h.epoch_loss))]
+        ax.plot(epochs_end, h.epoch_loss, "o", color=color, ms=4)
+    ax.set(xlabel="step", ylabel="loss", title="Training loss")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_validation(
+    histories: History | Mapping[str, History], ax: Axes | None = None, label: str = "validation"
+) -> Axes:
+    """The validation metric after each epoch."""
+    ax = _axes(ax)
+    if not isinstance(histories, Mapping):
+        histories = {label: histories}
+    for i, (name, h) in enumerate(histories.items()):
+        ax.plot(range(1, len(h.val_metric) + 1), h.val_metric, "o-", color=f"C{i}", label=name)
+    ax.set(xlabel="epoch", ylabel=label, title=label.capitalize())
+    ax.legend(fontsize=8)
+    return ax
+
+
+def show_images(
+    images: torch.Tensor, titles: Sequence[str] | None = None, ncols: int = 8,
+    scale: float = 1.2, cmap: str = "gray",
+) -> Figure:
+    """A grid of images (N, C, H, W), uint8 or float, with optional titles."""
+    import matplotlib.pyplot as plt
+
+    n = len(images)
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows + 0.2 * nrows),
+                             squeeze=False, layout="constrained")
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(to_float(images[i]).permute(1, 2, 0).squeeze(-1), cmap=cmap)
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=8)
+    return fig
+
+
+def show_pairs(
+    x1: torch.Tensor, x2: torch.Tensor, d: torch.Tensor, y: torch.Tensor | None = None,
+    n: int = 8,
+) -> Figure:
+    """Pairs side by side with their dissimilarity D (and their label Y if known), as in the article."""
+    import matplotlib.pyplot as plt
+
+    n = min(n, len(x1))
+    fig, axes = plt.subplots(1, n, figsize=(1.6 * n, 1.4), squeeze=False, layout="constrained")
+    for i, ax in enumerate(axes[0]):
+        pair = torch.cat([to_float(x1[i]), to_float(x2[i])], dim=-1)
+        ax.imshow(pair.permute(1, 2, 0).squeeze(-1), cmap="gray")
+        ax.axis("off")
+        label = "" if y is None else (" similar" if int(y[i]) == 0 else " dissimilar")
+        ax.set_title(f"D={float(d[i]):.2f}{label}", fontsize=8)
+    return fig
+
+
+def plot_distance_histograms(
+    d: torch.Tensor, y: torch.Tensor, threshold: float | None = None, ax: Axes | None = None,
+    bins: int = 40,
+) -> Axes:
+    """Histograms of D for similar (Y=0) and dissimilar (Y=1) pairs, with the threshold."""
+    ax = _axes(ax)
+    edges = torch.linspace(0, float(d.max()) * 1.02, bins + 1)
+    ax.hist(d[y == 0], bins=edges, alpha=0.6, color=SIMILAR_COLOR, label="similar (Y=0)")
+    ax.hist(d[y == 1], bins=edges, alpha=0.6, color=DISSIMILAR_COLOR, label="dissimilar (Y=1)")
+    if threshold is not None:
+        ax.axvline(threshold, color="black", lw=1.5, label=f"threshold {threshold:.2f}")
+    ax.set(xlabel="distance D", ylabel="pairs", title="Distances of test pairs")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_confusion(
+    d: torch.Tensor, y: torch.Tensor, threshold: float, ax: Axes | None = None
+) -> Axes:
+    """The 2x2 confusion matrix of "similar if D <= threshold"."""
+    ax = _axes(ax, (3.2, 3))
+    called_similar = d <= threshold
+    similar = y == 0
+    m = torch.tensor([[int((similar & called_similar).sum()), int((similar & ~called_similar).sum())],
+                      [int((~similar & called_similar).sum()), int((~similar & ~called_similar).sum())]])
+    ax.imshow(m, cmap="Blues")
+    for (i, j), v in zip([(0, 0), (0, 1), (1, 0), (1, 1)], m.flatten().tolist(), strict=True):
+        ax.text(j, i, str(v), ha="center", va="center", fontsize=11)
+    ax.set_xticks([0, 1], ["called similar", "called dissimilar"], fontsize=8)
+    ax.set_yticks([0, 1], ["similar", "dissimilar"], fontsize=8)
+    acc = accuracy_at_threshold(d, y, threshold)
+    ax.set_title(f"accuracy {100 * acc:.1f}%", fontsize=10)
+    return ax
+
+
+def plot_roc(roc: ROC, threshold: float | None = None, ax: Axes | None = None) -> Axes:
+    """The ROC curve ("similar" positive), with the operating point of a threshold."""
+    ax = _axes(ax, (3.5, 3.5))
+    ax.plot(roc.fpr, roc.tpr, color="C0", label=f"AUC = {roc.auc:.3f}")
+    ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
+    if threshold is not None:
+        k = int(torch.searchsorted(roc.thresholds.contiguous(), torch.tensor(threshold,
+                dtype=roc.thresholds.dtype), right=True)) - 1
+        k = max(0, min(k, len(roc.fpr) - 1))
+        ax.plot(roc.fpr[k], roc.tpr[k], "o", color="black", label=f"threshold {threshold:.2f}")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC curve")
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
+def plot_embedding_2d(
+    embeddings: torch.Tensor, labels: torch.Tensor, ax: Axes | None = None, max_points: int = 3000
+) -> Axes:
+    """Embeddings projected on their first two principal components, coloured by class."""
+    ax = _axes(ax, (5, 4.5))
+    emb, labels = embeddings[:max_points].double(), labels[:max_points]
+    centred = emb - emb.mean(0)
+    _, _, v = torch.linalg.svd(centred, full_matrices=False)
+    xy = centred @ v[:2].T
+    scatter = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", s=4)
+    ax.legend(*scatter.legend_elements(), fontsize=7, title="class", loc="best", markerscale=0.8)
+    ax.set(title="Embeddings (first two principal components)", xticks=[], yticks=[])
+    return ax
+
+
+def show_episode(
+    support: torch.Tensor, query: torch.Tensor, scores: torch.Tensor, answer: int | None = None
+) -> Figure:
+    """One N-way 1-shot trial: the query, then the N support images with their distance/score.
+
+    The model's choice (highest score) is framed in green if right, red if wrong.
+    """
+    import matplotlib.pyplot as plt
+
+    n = len(support)
+    fig, axes = plt.subplots(1, n + 1, figsize=(1.1 * (n + 1), 1.5), layout="constrained")
+    axes[0].imshow(to_float(query).squeeze(0), cmap="gray")
+    axes[0].set_title("query", fontsize=8)
+    choice = int(scores.argmax())
+    for i, ax in enumerate(axes[1:]):
+        ax.imshow(to_float(support[i]).squeeze(0), cmap="gray")
+        ax.set_title(f"{float(scores[i]):.2f}", fontsize=7)
+        if i == choice:
+            right = answer is None or choice == answer
+            for spine in ax.spines.values():
+                spine.set(color="green" if right else "red", lw=3)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig

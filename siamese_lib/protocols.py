@@ -1,0 +1,126 @@
+"""The standard one-shot tests, by name, so every page and benchmark runs them the same way.
+
+Each protocol embeds its images once with the model, draws its episodes with a fixed
+seed (the same episodes for every model) and returns an :class:`~siamese_lib.evaluate.Accuracy`
+with its 95% confidence interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from . import data as datasets
+from .episodes import EpisodeSampler
+from .evaluate import (
+    Accuracy,
+    Similarity,
+    best_threshold,
+    embed_images,
+    lake_runs_accuracy,
+    mean_ci95,
+    one_shot_accuracy,
+)
+from .pairs import PairSampler
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A named test: what it measures and how.
+
+    Attributes:
+        name: short key, e.g. "lake-runs".
+        description: the protocol in words, for tables.
+        run: ``(embedding net or None for pixels, similarity, n_episodes, seed) -> Accuracy``.
+    """
+
+    name: str
+    description: str
+    run: Callable[[nn.Module | None, Similarity | None, int, int], Accuracy]
+
+
+def _episodes(
+    load: Callable[[], datasets.ImageSet], n_way: int, same_group: bool = False
+) -> Callable[[nn.Module | None, Similarity | None, int, int], Accuracy]:
+    def run(net, similarity, n_episodes, seed):
+        images = load()
+        sampler = EpisodeSampler(images.labels, n_way, 1, 1, n_episodes, seed=seed,
+                                 groups=images.groups, same_group=same_group)
+        return one_shot_accuracy(embed_images(net, images.images), sampler, similarity)
+
+    return run
+
+
+def _lake(net, similarity, n_episodes, seed):
+    return lake_runs_accuracy(net, datasets.load_lake_runs(), similarity)
+
+
+def _mnist_verification(net, similarity, n_episodes, seed, n_pairs: int = 10000):
+    """Threshold on pairs of held-out training digits, accuracy on pairs of test digits."""
+    if net is None or similarity is not None:
+        raise ValueError("MNIST verification needs a distance model (not pixels or a Koch head)")
+    train, test = datasets.load_mnist(train=True), datasets.load_mnist(train=False)
+
+    def distances(images: torch.Tensor, labels: torch.Tensor, s: int):
+        i, j, y = PairSampler(labels, seed=s).sample(n_pairs)
+        e = embed_images(net, images)
+        return (e[i] - e[j]).norm(dim=1), y
+
+    d_val, y_val = distances(train.images[50000:], train.labels[50000:], seed)
+    threshold = best_threshold(d_val, y_val)
+    d, y = distances(test.images, test.labels, seed + 1)
+    correct = ((d <= threshold) == (y == 0)).double()
+    return mean_ci95(correct)
+
+
+def _evaluation() -> datasets.ImageSet:
+    return datasets.load_omniglot("evaluation")
+
+
+def _vinyals_test() -> datasets.ImageSet:
+    return datasets.load_omniglot_vinyals("test")
+
+
+def _mnist_test() -> datasets.ImageSet:
+    return datasets.load_mnist(train=False)
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    p.name: p
+    for p in [
+        Protocol("lake-runs", "Lake's 20 official runs: 20-way 1-shot within an alphabet, "
+                 "400 trials", _lake),
+        Protocol("omniglot-20way", "20-way 1-shot, Omniglot evaluation alphabets mixed",
+                 _episodes(_evaluation, 20)),
+        Protocol("omniglot-5way", "5-way 1-shot, Omniglot evaluation alphabets mixed",
+                 _episodes(_evaluation, 5)),
+        Protocol("omniglot-20way-within", "20-way 1-shot within one evaluation alphabet",
+                 _episodes(_evaluation, 20, same_group=True)),
+        Protocol("vinyals-20way", "20-way 1-shot, Vinyals test classes (rotations)",
+                 _episodes(_vinyals_test, 20)),
+        Protocol("vinyals-5way", "5-way 1-shot, Vinyals test classes (rotations)",
+                 _episodes(_vinyals_test, 5)),
+        Protocol("mnist-10way", "10-way 1-shot on MNIST test digits", _episodes(_mnist_test, 10)),
+        Protocol("mnist-verification", "MNIST same/different on test pairs, threshold from "
+                 "held-out training digits", _mnist_verification),
+    ]
+}
+
+
+def evaluate_protocols(
+    net: nn.Module | None,
+    names: Iterable[str],
+    similarity: Similarity | None = None,
+    n_episodes: int = 1000,
+    seed: int = 0,
+) -> dict[str, Accuracy]:
+    """Run the named protocols on one model (``net=None``: the pixel 1-nearest-neighbour baseline)."""
+    results = {}
+    for name in names:
+        if name not in PROTOCOLS:
+            raise KeyError(f"unknown protocol {name!r}; known: {sorted(PROTOCOLS)}")
+        results[name] = PROTOCOLS[name].run(net, similarity, n_episodes, seed)
+    return results

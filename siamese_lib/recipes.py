@@ -1,0 +1,325 @@
+"""Named recipes: every model the book uses, defined once and trained at most once.
+
+A :class:`Recipe` fixes everything that makes a model: data, network, loss, batches,
+schedule, augmentation and seed. :func:`load_model` trains a recipe the first time it
+is asked for and caches the weights, the loss history and the training time under
+``cache_dir("models")``, in a file named after a hash of the recipe, so a notebook,
+the results page and a benchmark that ask for the same recipe share one training run,
+and changing any field trains a new model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import data as datasets
+from .augment import RandomAffine
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import cache_dir, pick_device, seed_everything
+from .episodes import EpisodeSampler
+from .evaluate import embed_images, one_shot_accuracy
+from .losses import (
+    BatchContrastiveLoss,
+    ContrastiveLoss,
+    KochLoss,
+    PrototypicalLoss,
+    TripletLoss,
+)
+from .nets import Classifier, EmbeddingNet
+from .pairs import class_balanced_batches, pair_batches
+from .train import History, fit
+
+CACHE_VERSION = 1
+
+
+@dataclass
+class Recipe:
+    """Everything that defines a trained model.
+
+    Attributes:
+        name: a short name, e.g. "omniglot-prototypical".
+        data: "mnist", "omniglot-background", "omniglot-vinyals" or "att-faces".
+        loss: "contrastive" (sampled pairs), "batch-contrastive", "koch", "triplet",
+            "prototypical" or "cross-entropy" (a standard classifier).
+        loss_kwargs: keyword arguments of the loss (e.g. ``{"margin": 1.0}``).
+        net: keyword arguments of :class:`~siamese_lib.nets.EmbeddingNet`.
+        batch: pairs per batch for "contrastive"/"koch"; P x K as ``[P, K]`` otherwise.
+        epochs: epochs (a validation point after each).
+        steps_per_epoch: optimiser steps per epoch.
+        lr: peak learning rate (AdamW, cosine schedule).
+        weight_decay: AdamW weight decay.
+        augment: apply Koch-style random affine distortions to training images.
+        seed: seeds initialisation and batch sampling.
+        description: one line for tables and the book.
+    """
+
+    name: str
+    data: str
+    loss: str
+    loss_kwargs: dict[str, Any] = field(default_factory=dict)
+    net: dict[str, Any] = field(default_factory=dict)
+    batch: Any = 128
+    epochs: int = 5
+    steps_per_epoch: int = 100
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    augment: bool = False
+    seed: int = 0
+    description: str = ""
+
+    def key(self) -> str:
+        """A hash of every field that changes the trained weights."""
+        fields = asdict(self)
+        fields.pop("description")
+        blob = json.dumps({"v": CACHE_VERSION, **fields}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def scaled(self, factor: float, **changes: Any) -> Recipe:
+        """The same recipe with ``factor`` times the steps (e.g. a longer GPU run)."""
+        steps = max(1, round(self.steps_per_epoch * factor))
+        return replace(self, steps_per_epoch=steps, **changes)
+
+
+@dataclass
+class TrainedModel:
+    """A recipe's trained model with what its training measured.
+
+    Attributes:
+        recipe: the recipe.
+        model: the embedding net (or the classifier for "cross-entropy").
+        loss_fn: the loss module (its head scores pairs for "koch").
+        history: losses per step/epoch, validation metric per epoch, times.
+        from_cache: whether this call loaded it instead of training it.
+    """
+
+    recipe: Recipe
+    model: nn.Module
+    loss_fn: nn.Module
+    history: History
+    from_cache: bool = False
+
+    @property
+    def similarity(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+        """The learned pair score for "koch" models; None means -D^2 (distance models)."""
+        return self.loss_fn.similarity if isinstance(self.loss_fn, KochLoss) else None
+
+    @property
+    def embedding_net(self) -> nn.Module:
+        """The net that embeds images (the classifier's feature extractor for "cross-entropy")."""
+        return getattr(self.model, "embedding_net", self.model)
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Embed images once (see :func:`siamese_lib.evaluate.embed_images`)."""
+        return embed_images(self.embedding_net, images)
+
+
+# ------------------------------------------------------------------------------ data
+
+
+@dataclass
+class TrainingData:
+    """Training images and labels, and held-out data for the validation curve."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
+    num_classes: int
+
+
+def training_data(name: str) -> TrainingData:
+    """The training and validation split of a recipe's data set."""
+    if name == "mnist":
+        train = datasets.load_mnist(train=True)
+        # the last 10,000 training digits are held out for validation
+        return TrainingData(train.images[:50000], train.labels[:50000],
+                            train.images[50000:], train.labels[50000:], 10)
+    if name == "omniglot-background":
+        bg = datasets.load_omniglot("background")
+        held_out = bg.groups >= bg.groups.max() - 3  # the last 4 background alphabets validate
+        return TrainingData(bg.images[~held_out], bg.labels[~held_out],
+                            bg.images[held_out], bg.labels[held_out], bg.num_classes)
+    if name == "omniglot-vinyals":
+        train, val = datasets.load_omniglot_vinyals("train"), datasets.load_omniglot_vinyals("val")
+        return TrainingData(train.images, train.labels, val.images, val.labels, train.num_classes)
+    if name == "att-faces":
+        faces = datasets.load_att_faces("training")
+        held_out = faces.labels >= faces.num_classes - 7  # the last 7 training subjects validate
+        return TrainingData(faces.images[~held_out], faces.labels[~held_out],
+                            faces.images[held_out], faces.labels[held_out], faces.num_classes)
+    raise ValueError(
+        f"unknown data {name!r}: use mnist, omniglot-background, omniglot-vinyals or att-faces"
+    )
+
+
+def _make_loss(recipe: Recipe, embedding_dim: int) -> nn.Module:
+    kw = recipe.loss_kwargs
+    losses: dict[str, Callable[[], nn.Module]] = {
+        "contrastive": lambda: ContrastiveLoss(**kw),
+        "batch-contrastive": lambda: BatchContrastiveLoss(**kw),
+        "koch": lambda: KochLoss(embedding_dim, **kw),
+        "triplet": lambda: TripletLoss(**kw),
+        "prototypical": lambda: PrototypicalLoss(**kw),
+        "cross-entropy": lambda: nn.CrossEntropyLoss(**kw),
+    }
+    if recipe.loss not in losses:
+        raise ValueError(f"unknown loss {recipe.loss!r}; known: {sorted(losses)}")
+    return losses[recipe.loss]()
+
+
+def _batches(recipe: Recipe, data: TrainingData, device: torch.device) -> Callable[[int], Iterable]:
+    augment = RandomAffine() if recipe.augment else None
+    images = data.images.to(device)
+    pairwise = recipe.loss in ("contrastive", "koch")
+
+    def batches(epoch: int) -> Iterable:
+        seed = recipe.seed * 1000 + epoch
+        if pairwise:
+            return pair_batches(images, data.labels, recipe.batch, recipe.steps_per_epoch,
+                                seed=seed, augment=augment, device=device)
+        if recipe.loss == "cross-entropy":
+            return _shuffled_batches(images, data.labels, recipe.batch,
+                                     recipe.steps_per_epoch, seed, augment, device)
+        p, k = recipe.batch
+        return class_balanced_batches(images, data.labels, p, k, recipe.steps_per_epoch,
+                                      seed=seed, augment=augment, device=device)
+
+    return batches
+
+
+def _shuffled_batches(images, labels, batch_size, n_batches, seed, augment, device):
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(n_batches):
+        idx = torch.randint(len(labels), (batch_size,), generator=g)
+        x = images[idx.to(images.device)].float() / 255
+        yield (augment(x, g) if augment else x).to(device), labels[idx].to(device)
+
+
+def _validator(recipe: Recipe, data: TrainingData, loss_fn: nn.Module):
+    if recipe.loss == "cross-entropy":
+        def accuracy(model: nn.Module) -> float:
+            logits = embed_images(model, data.val_images)
+            return float((logits.argmax(1) == data.val_labels).double().mean())
+        return accuracy
+    n_way = min(20, int(data.val_labels.unique().numel()))
+    sampler = EpisodeSampler(data.val_labels, n_way, 1, 1, n_episodes=300, seed=12345)
+    episodes = sampler.sample()
+    similarity = loss_fn.similarity if isinstance(loss_fn, KochLoss) else None
+
+    def one_shot(model: nn.Module) -> float:
+        return one_shot_accuracy(embed_images(model, data.val_images), episodes, similarity).mean
+
+    return one_shot
+
+
+def train_recipe(
+    recipe: Recipe, device: str | torch.device | None = None, progress: bool = True
+) -> TrainedModel:
+    """Train a recipe from scratch (no cache). Validation: N-way 1-shot accuracy per epoch."""
+    device = pick_device(device)
+    seed_everything(recipe.seed)
+    data = training_data(recipe.data)
+    in_channels, size = data.images.shape[1], data.images.shape[-1]
+    net = EmbeddingNet(in_channels=in_channels, input_size=size, **recipe.net)
+    model: nn.Module = net
+    if recipe.loss == "cross-entropy":
+        model = Classifier(net, data.num_classes)
+    loss_fn = _make_loss(recipe, net.output_dim)
+    history = fit(
+        model, loss_fn, _batches(recipe, data, device), recipe.epochs, recipe.steps_per_epoch,
+        lr=recipe.lr, weight_decay=recipe.weight_decay, device=device,
+        validate=_validator(recipe, data, loss_fn), progress=progress, desc=recipe.name,
+    )
+    return TrainedModel(recipe, model.cpu(), loss_fn.cpu(), history)
+
+
+def load_model(
+    recipe: str | Recipe,
+    retrain: bool = False,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> TrainedModel:
+    """A recipe's trained model: from the cache if it was trained before, else trained now.
+
+    Args:
+        recipe: a :class:`Recipe` or the name of one in :data:`RECIPES`.
+        retrain: ignore and overwrite the cached model.
+        device: where to train if it must be trained.
+        progress: show the training progress bar.
+    """
+    if isinstance(recipe, str):
+        if recipe not in RECIPES:
+            raise KeyError(f"no recipe named {recipe!r}; known: {sorted(RECIPES)}")
+        recipe = RECIPES[recipe]
+    path = cache_dir("models") / f"{recipe.name}-{recipe.key()}.pt"
+    if path.exists() and not retrain:
+        model, extra = load_checkpoint(path)
+        in_dim = getattr(model, "embedding_net", model).output_dim
+        loss_fn = _make_loss(recipe, in_dim)
+        loss_fn.load_state_dict(extra["loss_state"])
+        history = History.from_dict(extra["history"])
+        return TrainedModel(recipe, model.eval(), loss_fn.eval(), history, from_cache=True)
+    t0 = time.perf_counter()
+    trained = train_recipe(recipe, device=device, progress=progress)
+    save_checkpoint(
+        path, trained.model, history=trained.history.to_dict(),
+        loss_state=trained.loss_fn.state_dict(), recipe=asdict(recipe),
+        wall_seconds=time.perf_counter() - t0,
+    )
+    return trained
+
+
+def _recipes(*recipes: Recipe) -> dict[str, Recipe]:
+    return {r.name: r for r in recipes}
+
+
+_OMNIGLOT_NET = dict(width=64, embedding_dim=64)
+
+
+def _omniglot(name: str, loss: str, loss_kwargs: dict[str, Any], batch: Any, description: str,
+              data: str = "omniglot-background") -> Recipe:
+    # One budget for every loss: 256 images through the net per step, same steps,
+    # schedule, augmentation and seed, so the losses differ only in what they optimise.
+    return Recipe(name, data, loss, loss_kwargs, net=_OMNIGLOT_NET, batch=batch, epochs=8,
+                  steps_per_epoch=50, lr=2e-3, augment=True, description=description)
+
+
+#: The recipes the book and the benchmarks use, by name.
+RECIPES: dict[str, Recipe] = _recipes(
+    Recipe("mnist-classifier", "mnist", "cross-entropy", net=dict(width=32, embedding_dim=64),
+           batch=128, epochs=2, steps_per_epoch=150, lr=2e-3,
+           description="standard CNN classifier over the 10 digits"),
+    Recipe("mnist-contrastive", "mnist", "contrastive", {"margin": 2.0},
+           net=dict(width=32, embedding_dim=16), batch=128, epochs=4, steps_per_epoch=150,
+           lr=2e-3, description="the article's model: sampled pairs, contrastive loss, m=2"),
+    _omniglot("omniglot-contrastive-pairs", "contrastive", {"margin": 1.0}, 128,
+              "contrastive loss on 128 sampled pairs per batch (the article's way)"),
+    _omniglot("omniglot-contrastive", "batch-contrastive", {"margin": 1.0}, [64, 4],
+              "contrastive loss on all pairs of 64 x 4 class-balanced batches"),
+    _omniglot("omniglot-koch", "koch", {}, 128,
+              "Koch et al.: learned head on |e1 - e2|, sigmoid, binary cross-entropy"),
+    _omniglot("omniglot-triplet", "triplet", {"margin": 0.5, "mining": "batch_hard"}, [64, 4],
+              "triplet loss, batch-hard mining on 64 x 4 batches"),
+    _omniglot("omniglot-prototypical", "prototypical", {"n_support": 1}, [64, 4],
+              "softmax over distances to prototypes (Snell et al.) on 64 x 4 batches"),
+    _omniglot("omniglot-vinyals", "batch-contrastive", {"margin": 1.0}, [64, 4],
+              "contrastive loss on all pairs, trained on the Vinyals class split",
+              data="omniglot-vinyals"),
+    Recipe("faces-contrastive", "att-faces", "batch-contrastive", {"margin": 1.0},
+           net=dict(width=32, embedding_dim=32), batch=[10, 4], epochs=4, steps_per_epoch=50,
+           lr=2e-3, augment=True, description="AT&T faces, contrastive loss on all pairs"),
+)
+
+#: The recipes compared in the chapter "Beyond the contrastive loss": one per loss.
+LOSS_COMPARISON = [
+    "omniglot-contrastive-pairs", "omniglot-contrastive", "omniglot-koch", "omniglot-triplet",
+    "omniglot-prototypical",
+]

@@ -1,0 +1,15 @@
+"""Shared fixtures for the siamese_lib core tests: tiny nets and small random data only."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from siamese_lib.nets import EmbeddingNet
+
+
+@pytest.fixture
+def tiny_net() -> EmbeddingNet:
+    """A seeded Conv-4 net small enough for a test: 8 channels, 4-d embeddings, 28x28 input."""
+    torch.manual_seed(0)
+    return EmbeddingNet(width=8, embedding_dim=4)

@@ -1,0 +1,192 @@
+"""Checkpoints: exact round trips, atomic writes, config checks, and refusing pickled code."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from siamese_lib import checkpoint as ckpt_module
+from siamese_lib.checkpoint import load_checkpoint, save_checkpoint
+from siamese_lib.nets import Classifier, EmbeddingNet, SiameseNetwork
+
+
+def trained_looking_net(seed: int = 0, width: int = 8) -> EmbeddingNet:
+    """A tiny net with non-default weights and BatchNorm statistics."""
+    torch.manual_seed(seed)
+    net = EmbeddingNet(width=width, embedding_dim=4)
+    net.train()
+    with torch.no_grad():
+        net(torch.rand(8, 1, 28, 28) * 3)  # moves the running mean / var away from 0 / 1
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return net.eval()
+
+
+def test_round_trip_gives_identical_outputs(tmp_path: Path) -> None:
+    net = trained_looking_net()
+    x = torch.rand(3, 1, 28, 28)
+    path = save_checkpoint(tmp_path / "net.pt", net, epoch=3, history={"loss": [1.0, 0.5]})
+    assert path == tmp_path / "net.pt" and path.is_file()
+
+    loaded, extra = load_checkpoint(path)
+    assert type(loaded) is EmbeddingNet and loaded.config == net.config
+    assert extra == {"epoch": 3, "history": {"loss": [1.0, 0.5]}}
+    torch.testing.assert_close(loaded.eval()(x), net(x), rtol=0, atol=0)
+    for key, value in net.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+
+    fresh = EmbeddingNet(width=8, embedding_dim=4).eval()
+    assert not torch.allclose(fresh(x), net(x))
+    same, _ = load_checkpoint(path, model=fresh)
+    assert same is fresh
+    torch.testing.assert_close(fresh(x), net(x), rtol=0, atol=0)
+
+
+def test_classifier_round_trip(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    clf = Classifier(trained_looking_net(1), num_classes=3).eval()
+    x = torch.rand(2, 1, 28, 28)
+    loaded, _ = load_checkpoint(save_checkpoint(tmp_path / "clf.pt", clf))
+    assert type(loaded) is Classifier
+    torch.testing.assert_close(loaded.eval()(x), clf(x), rtol=0, atol=0)
+
+
+def test_siamese_network_round_trip(tmp_path: Path) -> None:
+    siamese = SiameseNetwork(trained_looking_net(2)).eval()
+    x = torch.rand(2, 1, 28, 28)
+    path = save_checkpoint(tmp_path / "siamese.pt", siamese)
+    # rebuilt from the stored config: the embedding net
+    rebuilt, _ = load_checkpoint(path)
+    torch.testing.assert_close(rebuilt.eval()(x), siamese.embed(x), rtol=0, atol=0)
+    # or into a Siamese network / a bare embedding net of the same config
+    target = SiameseNetwork(EmbeddingNet(width=8, embedding_dim=4)).eval()
+    load_checkpoint(path, model=target)
+    torch.testing.assert_close(target.embed(x), siamese.embed(x), rtol=0, atol=0)
+    bare = EmbeddingNet(width=8, embedding_dim=4).eval()
+    load_checkpoint(path, model=bare)
+    torch.testing.assert_close(bare(x), siamese.embed(x), rtol=0, atol=0)
+    # and an embedding-net checkpoint loads into a Siamese network
+    plain = save_checkpoint(tmp_path / "plain.pt", siamese.embedding_net)
+    other = SiameseNetwork(EmbeddingNet(width=8, embedding_dim=4)).eval()
+    load_checkpoint(plain, model=other)
+    torch.testing.assert_close(other.embed(x), siamese.embed(x), rtol=0, atol=0)
+
+
+def test_save_leaves_no_temporary_file(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path / "a.pt", trained_looking_net())
+    save_checkpoint(tmp_path / "a.pt", trained_looking_net(1))  # overwrite
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt"]
+
+
+def test_save_creates_parent_folders(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "x" / "y" / "a.pt", trained_looking_net())
+    assert path.is_file()
+
+
+def test_failed_save_keeps_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    old = trained_looking_net(0)
+    path = save_checkpoint(tmp_path / "a.pt", old)
+    before = path.read_bytes()
+
+    def broken_save(obj, f, *args, **kwargs):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt_module.torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, trained_looking_net(1))
+    monkeypatch.undo()
+
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt"]
+    loaded, _ = load_checkpoint(path)
+    x = torch.rand(2, 1, 28, 28)
+    torch.testing.assert_close(loaded.eval()(x), old(x), rtol=0, atol=0)
+
+
+def test_other_config_is_refused_naming_the_difference(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "a.pt", trained_looking_net(width=8))
+    other = EmbeddingNet(width=16, embedding_dim=4)
+    with pytest.raises(ValueError, match="different architecture") as err:
+        load_checkpoint(path, model=other)
+    message = str(err.value)
+    assert "width" in message and "16" in message and "8" in message
+    assert "embedding_dim" not in message  # only what differs
+
+
+def test_model_without_config_cannot_be_saved(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no .config"):
+        save_checkpoint(tmp_path / "a.pt", torch.nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("keep", [0.0, 0.01, 0.3, 0.5, 0.9, 0.999])
+def test_truncated_file_is_reported(tmp_path: Path, keep: float) -> None:
+    path = save_checkpoint(tmp_path / "a.pt", trained_looking_net())
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        load_checkpoint(path)
+
+
+def test_garbage_file_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "a.pt"
+    path.write_bytes(b"this is not a checkpoint at all" * 10)
+    with pytest.raises(ValueError, match="truncated or corrupt|refused"):
+        load_checkpoint(path)
+
+
+def test_plain_dict_is_not_a_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "a.pt"
+    torch.save({"weights": torch.zeros(2)}, path)
+    with pytest.raises(ValueError, match="not a siamese_lib checkpoint"):
+        load_checkpoint(path)
+
+
+class Payload:
+    """An arbitrary class: unpickling it would import and build it."""
+
+    def __init__(self) -> None:
+        self.value = 1
+
+
+class RunsCode:
+    """Unpickling this calls os.system, which would create the marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_file_with_custom_class_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "a.pt"
+    torch.save({"format": 1, "config": {}, "state_dict": {}, "extra": {"x": Payload()}}, path)
+    with pytest.raises(ValueError, match="refused"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("writer", ["torch.save", "pickle.dump"])
+def test_file_with_code_is_refused_and_not_run(tmp_path: Path, writer: str) -> None:
+    marker = tmp_path / "marker"
+    path = tmp_path / "evil.pt"
+    obj = {"format": 1, "config": {}, "state_dict": {}, "extra": {"x": RunsCode(marker)}}
+    if writer == "torch.save":
+        torch.save(obj, path)
+    else:
+        with open(path, "wb") as f:
+            pickle.dump(obj, f, protocol=2)
+    with pytest.raises(ValueError, match="refused"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        load_checkpoint(tmp_path / "nothing.pt")
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path)  # a folder is not a checkpoint either

@@ -1,0 +1,153 @@
+"""Networks: one set of weights in a Siamese net, output shapes, input checks, rebuilding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from siamese_lib.nets import Classifier, EmbeddingNet, KochNet, SiameseNetwork, build_net
+
+
+def test_siamese_network_has_one_set_of_weights(tiny_net: EmbeddingNet) -> None:
+    siamese = SiameseNetwork(tiny_net)
+    own = list(siamese.parameters())
+    inner = list(tiny_net.parameters())
+    assert len(own) == len(inner)
+    assert sum(p.numel() for p in own) == sum(p.numel() for p in inner)
+    assert [id(p) for p in own] == [id(p) for p in inner]
+
+
+def test_siamese_branches_are_identical(tiny_net: EmbeddingNet) -> None:
+    siamese = SiameseNetwork(tiny_net)
+    x = torch.rand(3, 1, 28, 28)
+    e1, e2 = siamese(x, x)
+    assert e1.shape == e2.shape == (3, 4)
+    torch.testing.assert_close(e1, e2, rtol=0, atol=0)
+    siamese.eval()
+    torch.testing.assert_close(siamese(x, x)[0], tiny_net(x))
+
+
+def test_changing_a_weight_changes_both_branches(tiny_net: EmbeddingNet) -> None:
+    siamese = SiameseNetwork(tiny_net).eval()
+    x1, x2 = torch.rand(2, 1, 28, 28), torch.rand(2, 1, 28, 28)
+    before1, before2 = siamese(x1, x2)
+    with torch.no_grad():
+        tiny_net.head.weight.add_(0.5)
+    after1, after2 = siamese(x1, x2)
+    assert not torch.allclose(before1, after1)
+    assert not torch.allclose(before2, after2)
+    # and the new outputs are those of the (single) modified net
+    torch.testing.assert_close(after1, tiny_net(x1))
+    torch.testing.assert_close(after2, tiny_net(x2))
+
+
+def test_both_branches_send_gradients_to_the_same_weights(tiny_net: EmbeddingNet) -> None:
+    siamese = SiameseNetwork(tiny_net)
+    x1, x2 = torch.rand(2, 1, 28, 28), torch.rand(2, 1, 28, 28)
+    e1, _ = siamese(x1, x2)
+    e1.sum().backward()
+    grad_first = tiny_net.head.weight.grad.clone()
+    tiny_net.zero_grad()
+    e1, e2 = siamese(x1, x2)
+    (e1.sum() + e2.sum()).backward()
+    assert not torch.allclose(grad_first, tiny_net.head.weight.grad)
+
+
+def test_siamese_distance_and_shape_check(tiny_net: EmbeddingNet) -> None:
+    siamese = SiameseNetwork(tiny_net).eval()
+    x1, x2 = torch.rand(2, 1, 28, 28), torch.rand(2, 1, 28, 28)
+    expected = torch.linalg.norm(tiny_net(x1) - tiny_net(x2), dim=1)
+    torch.testing.assert_close(siamese.distance(x1, x2), expected)
+    with pytest.raises(ValueError, match="same shape"):
+        siamese(x1, torch.rand(3, 1, 28, 28))
+    assert siamese.config == tiny_net.config
+
+
+@pytest.mark.parametrize(
+    ("input_size", "embedding_dim", "expected_dim"),
+    [
+        (28, 4, 4),
+        (105, 4, 4),
+        (28, None, 8 * 1 * 1),  # 28 -> 14 -> 7 -> 3 -> 1
+        (105, None, 8 * 6 * 6),  # 105 -> 52 -> 26 -> 13 -> 6
+    ],
+)
+def test_embedding_net_output_shapes(input_size: int, embedding_dim, expected_dim: int) -> None:
+    net = EmbeddingNet(input_size=input_size, width=8, embedding_dim=embedding_dim)
+    out = net(torch.rand(2, 1, input_size, input_size))
+    assert out.shape == (2, expected_dim)
+    assert net.output_dim == expected_dim
+
+
+def test_embedding_net_channels_and_depth() -> None:
+    net = EmbeddingNet(in_channels=3, input_size=32, width=4, embedding_dim=None, depth=3)
+    assert net(torch.rand(2, 3, 32, 32)).shape == (2, 4 * 4 * 4)
+
+
+@pytest.mark.parametrize(
+    "shape", [(2, 1, 32, 32), (2, 3, 28, 28), (1, 28, 28), (2, 1, 28, 27)]
+)
+def test_embedding_net_rejects_wrong_input(tiny_net: EmbeddingNet, shape) -> None:
+    with pytest.raises(ValueError, match=r"expects a batch of shape \(N, 1, 28, 28\)") as err:
+        tiny_net(torch.rand(*shape))
+    assert str(tuple(shape)) in str(err.value)
+
+
+def test_embedding_net_rejects_too_small_input_size() -> None:
+    with pytest.raises(ValueError, match="too small"):
+        EmbeddingNet(input_size=8, depth=4)
+
+
+def test_koch_net_output() -> None:
+    torch.manual_seed(0)
+    net = KochNet()
+    assert 37e6 < sum(p.numel() for p in net.parameters()) < 40e6
+    with pytest.raises(ValueError, match=r"\(N, 1, 105, 105\)"):
+        net(torch.rand(2, 1, 28, 28))
+    with torch.no_grad():
+        out = net(torch.rand(2, 1, 105, 105))
+    assert out.shape == (2, 4096)
+    assert ((out > 0) & (out < 1)).all()  # the final sigmoid layer
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(width=8, embedding_dim=4),
+        dict(in_channels=3, input_size=64, width=4, embedding_dim=None, depth=3),
+    ],
+)
+def test_build_net_round_trip(kwargs) -> None:
+    torch.manual_seed(1)
+    net = EmbeddingNet(**kwargs).eval()
+    rebuilt = build_net(net.config).eval()
+    assert type(rebuilt) is EmbeddingNet
+    assert rebuilt.config == net.config
+    rebuilt.load_state_dict(net.state_dict())  # same parameter names and shapes
+    x = torch.rand(2, net.in_channels, net.input_size, net.input_size)
+    torch.testing.assert_close(rebuilt(x), net(x))
+
+
+def test_build_net_classifier_round_trip() -> None:
+    clf = Classifier(EmbeddingNet(width=8, embedding_dim=4), num_classes=3)
+    rebuilt = build_net(clf.config)
+    assert type(rebuilt) is Classifier and rebuilt.config == clf.config
+    rebuilt.load_state_dict(clf.state_dict())
+    assert rebuilt(torch.rand(2, 1, 28, 28)).shape == (2, 3)
+
+
+def test_build_net_koch_config_only() -> None:
+    net = build_net(dict(name="KochNet", in_channels=1, input_size=105, embedding_dim=16))
+    assert type(net) is KochNet and net.output_dim == 16
+
+
+def test_build_net_does_not_mutate_config() -> None:
+    config = EmbeddingNet(width=8, embedding_dim=4).config
+    copy = dict(config)
+    build_net(config)
+    assert config == copy
+
+
+def test_build_net_rejects_unknown_name() -> None:
+    with pytest.raises(ValueError, match="unknown network 'ResNet'"):
+        build_net(dict(name="ResNet"))
