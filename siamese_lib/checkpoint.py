@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .nets import build_net
+from .nets import SiameseNetwork, build_net
 
 FORMAT = 1
 
@@ -29,6 +29,10 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file private (0600); give it the permissions open() would
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
@@ -53,7 +57,9 @@ def safe_load(path: str | os.PathLike) -> Any:
             "was refused by torch.load(weights_only=True). Only load checkpoints you trust, "
             f"re-saved with siamese_lib.save_checkpoint. Detail: {str(e).splitlines()[0]}"
         ) from e
-    except (RuntimeError, EOFError) as e:
+    except PermissionError:
+        raise
+    except Exception as e:  # a damaged file fails in many ways: RuntimeError, OSError, EOFError...
         raise ValueError(
             f"{path} is not a readable checkpoint (truncated or corrupt): {e}. Delete it and "
             "save or train again."
@@ -61,7 +67,13 @@ def safe_load(path: str | os.PathLike) -> Any:
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, **extra: Any) -> Path:
-    """Save a model's weights and configuration, plus plain-data ``extra`` (history, metrics)."""
+    """Save a model's weights and configuration, plus plain-data ``extra`` (history, metrics).
+
+    A :class:`~siamese_lib.nets.SiameseNetwork` is saved as its embedding net (its one set of
+    weights), so the file loads with ``model=None`` as well as into either kind of model.
+    """
+    if isinstance(model, SiameseNetwork):
+        model = model.embedding_net
     config = getattr(model, "config", None)
     if config is None:
         raise ValueError(f"{type(model).__name__} has no .config; use a siamese_lib network")
@@ -91,5 +103,6 @@ def load_checkpoint(
             f"{path} was saved from a different architecture; (this model, checkpoint) differ "
             f"in {diff}. Build the model with the checkpoint's config, or load with model=None."
         )
-    model.load_state_dict(ckpt["state_dict"])
+    target = model.embedding_net if isinstance(model, SiameseNetwork) else model
+    target.load_state_dict(ckpt["state_dict"])
     return model, ckpt.get("extra", {})

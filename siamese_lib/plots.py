@@ -37,12 +37,10 @@ def plot_contrastive_terms(margin: float, ax: Axes | None = None, d_max: float =
     ax.plot(d, 0.5 * d**2, color=SIMILAR_COLOR, label="similar pair (Y=0): ½·D²")
     ax.plot(d, 0.5 * torch.relu(margin - d) ** 2, color=DISSIMILAR_COLOR,
             label="dissimilar pair (Y=1): ½·max(0, m−D)²")
-    ax.axvline(margin, color="grey", ls="--", lw=1)
-    ax.annotate(f"m = {margin:.2f}", (margin, 0.5 * d_max**2 * 0.9), ha="left",
-                xytext=(4, 0), textcoords="offset points")
+    ax.axvline(margin, color="grey", ls="--", lw=1, label=f"margin m = {margin:.2f}")
     ax.set(xlabel="distance D between the embeddings", ylabel="loss", ylim=(0, 0.5 * d_max**2),
            title="Contrastive loss terms")
-    ax.legend(loc="upper center", fontsize=8)
+    ax.legend(loc="upper left", fontsize=8)
     return ax
 
 
@@ -68,7 +66,7 @@ def plot_loss_curves(
         ax.plot(x, y, color=color, lw=1, label=f"{name} (per step, smoothed)")
         steps_per_epoch = len(h.step_loss) / max(1, len(h.epoch_loss))
         epochs_end = [(e + 1) * steps_per_epoch for e in range(len(h.epoch_loss))]
-        ax.plot(epochs_end, h.epoch_loss, "o", color=color, ms=4)
+        ax.plot(epochs_end, h.epoch_loss, "o", color=color, ms=4, label=f"{name} (epoch mean)")
     ax.set(xlabel="step", ylabel="loss", title="Training loss")
     ax.legend(fontsize=8)
     return ax
@@ -77,14 +75,18 @@ def plot_loss_curves(
 def plot_validation(
     histories: History | Mapping[str, History], ax: Axes | None = None, label: str = "validation"
 ) -> Axes:
-    """The validation metric after each epoch."""
+    """The validation metric (an accuracy, shown in %) after each epoch."""
     ax = _axes(ax)
-    if not isinstance(histories, Mapping):
+    single = not isinstance(histories, Mapping)
+    if single:
         histories = {label: histories}
     for i, (name, h) in enumerate(histories.items()):
-        ax.plot(range(1, len(h.val_metric) + 1), h.val_metric, "o-", color=f"C{i}", label=name)
-    ax.set(xlabel="epoch", ylabel=label, title=label.capitalize())
-    ax.legend(fontsize=8)
+        values = [100 * v for v in h.val_metric]
+        ax.plot(range(1, len(values) + 1), values, "o-", color=f"C{i}", label=name)
+    ax.set(xlabel="epoch", ylabel=f"{label} (%)" if single else "validation accuracy (%)",
+           title="Validation after each epoch")
+    if not single:
+        ax.legend(fontsize=8)
     return ax
 
 
@@ -109,10 +111,10 @@ def show_images(
 
 
 def show_pairs(
-    x1: torch.Tensor, x2: torch.Tensor, d: torch.Tensor, y: torch.Tensor | None = None,
-    n: int = 8,
+    x1: torch.Tensor, x2: torch.Tensor, d: torch.Tensor | None = None,
+    y: torch.Tensor | None = None, n: int = 8,
 ) -> Figure:
-    """Pairs side by side with their dissimilarity D (and their label Y if known), as in the article."""
+    """Pairs side by side with their dissimilarity D and their label Y, each if given (as in the article)."""
     import matplotlib.pyplot as plt
 
     n = min(n, len(x1))
@@ -121,8 +123,10 @@ def show_pairs(
         pair = torch.cat([to_float(x1[i]), to_float(x2[i])], dim=-1)
         ax.imshow(pair.permute(1, 2, 0).squeeze(-1), cmap="gray")
         ax.axis("off")
-        label = "" if y is None else (" similar" if int(y[i]) == 0 else " dissimilar")
-        ax.set_title(f"D={float(d[i]):.2f}{label}", fontsize=8)
+        parts = [] if d is None else [f"D={float(d[i]):.2f}"]
+        if y is not None:
+            parts.append("similar" if int(y[i]) == 0 else "dissimilar")
+        ax.set_title(" ".join(parts), fontsize=8)
     return fig
 
 

