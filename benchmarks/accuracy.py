@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Train (or load) the benchmark models and print the accuracy tables."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.accuracy", description=__doc__)
     parser.add_argument("--budget", choices=["long", "book"], default="long")
-    parser.add_argument("--scale", type=float, default=6.0, help="steps x the book's (long)")
+    parser.add_argument("--scale", type=float, default=4.0, help="steps x the book's (long)")
     parser.add_argument("--seeds", type=int, default=3, help="sets of episodes per measure")
     parser.add_argument("--episodes", type=int, default=1000, help="episodes per set")
     parser.add_argument("--losses", action="store_true",

@@ -82,3 +82,14 @@ def test_quick_run_prints_every_table(capsys, monkeypatch):
 def test_bad_section_is_a_usage_error(capsys):
     assert speed.main(["--sections", "training,nonsense"]) == 2
     assert "--sections" in capsys.readouterr().err
+
+
+def test_accuracy_benchmark_long_recipes_differ_from_the_book():
+    from benchmarks.accuracy import long_recipe
+    from siamese_lib.published import MEASURES
+    from siamese_lib.recipes import RECIPES
+
+    for m in MEASURES:
+        book, long = RECIPES[m.recipe], long_recipe(m.recipe, 4)
+        assert long.steps_per_epoch == 4 * book.steps_per_epoch
+        assert long.key() != book.key() and long.name != book.name
