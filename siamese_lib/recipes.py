@@ -38,8 +38,8 @@ from .pairs import class_balanced_batches, pair_batches
 from .train import History, fit
 
 CACHE_VERSION = 1
-#: Validation after each epoch: N-way 1-shot accuracy over this many fixed episodes of the
-#: held-out classes, N = 20 or the number of held-out classes if fewer (10 for MNIST digits).
+#: Episodes of the validation after each epoch (N-way 1-shot accuracy on held-out data, with
+#: N = 20, or the number of held-out classes if fewer, as for the 10 MNIST digits).
 VALIDATION_EPISODES = 300
 
 
@@ -323,7 +323,7 @@ RECIPES: dict[str, Recipe] = _recipes(
            lr=2e-3, augment=True, description="AT&T faces, contrastive loss on all pairs"),
 )
 
-#: The recipes compared in the chapter "Beyond the contrastive loss": one per loss.
+#: The recipes compared in the chapter "Beyond the contrastive loss", one per loss.
 LOSS_COMPARISON = [
     "omniglot-contrastive-pairs", "omniglot-contrastive", "omniglot-koch", "omniglot-triplet",
     "omniglot-prototypical",
