@@ -171,7 +171,15 @@ def load_mnist(train: bool = True, root: str | os.PathLike | None = None) -> Ima
         An ImageSet of uint8 (N, 1, 28, 28) images, classes "0".."9".
     """
     base = _mnist_root(data_root(root))
-    mnist = torchvision.datasets.MNIST(str(base), train=train, download=True)
+    try:
+        with _socket_timeout(_DOWNLOAD_TIMEOUT_S):
+            mnist = torchvision.datasets.MNIST(str(base), train=train, download=True)
+    except (RuntimeError, OSError) as e:
+        raise FileNotFoundError(
+            f"MNIST is not in {data_root(root) / 'MNIST' / 'raw'} and could not be downloaded "
+            f"({str(e).splitlines()[0]}). Put the four files {', '.join(MNIST_FILES)} (.gz) "
+            f"there, {_ENV_HINT}."
+        ) from e
     images = mnist.data.unsqueeze(1).contiguous()
     return ImageSet(images, mnist.targets.long(), [str(d) for d in range(10)])
 

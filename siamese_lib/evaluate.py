@@ -17,7 +17,7 @@ from torch import nn
 from .config import pick_device
 from .distances import pairwise_squared_euclidean
 from .episodes import Episodes, EpisodeSampler
-from .pairs import to_float
+from .pairs import rows, to_float
 from .train import embed as _embed_batch
 from .train import use_channels_last
 
@@ -135,9 +135,9 @@ def one_shot_accuracy(
         episodes = episodes.sample()
     per_episode = []
     for start in range(0, episodes.support.shape[0], chunk):
-        s = embeddings[episodes.support[start : start + chunk]]  # (E, N, K, d)
+        s = rows(embeddings, episodes.support[start : start + chunk])  # (E, N, K, d)
         q_idx = episodes.query[start : start + chunk]
-        q = embeddings[q_idx.flatten(1)]  # (E, N*Q, d)
+        q = rows(embeddings, q_idx.flatten(1))  # (E, N*Q, d)
         truth = torch.arange(q_idx.shape[1]).repeat_interleave(q_idx.shape[2])
         pred = classify_queries(s, q, similarity, rule)
         per_episode.append((pred == truth).double().mean(1))

@@ -24,7 +24,7 @@ from .evaluate import (
     mean_ci95,
     one_shot_accuracy,
 )
-from .pairs import PairSampler
+from .pairs import PairSampler, rows
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def _mnist_verification(net, similarity, n_episodes, seed, n_pairs: int = 10000)
     def distances(images: torch.Tensor, labels: torch.Tensor, s: int):
         i, j, y = PairSampler(labels, seed=s).sample(n_pairs)
         e = embed_images(net, images)
-        return (e[i] - e[j]).norm(dim=1), y
+        return (rows(e, i) - rows(e, j)).norm(dim=1), y
 
     d_val, y_val = distances(train.images[50000:], train.labels[50000:], seed)
     threshold = best_threshold(d_val, y_val)

@@ -443,3 +443,14 @@ def test_att_faces_at_original_size_are_the_raw_pixels() -> None:
 def test_att_faces_missing_folder_is_named(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "att_faces"))):
         data.load_att_faces("all", root=tmp_path)
+
+
+def test_mnist_missing_offline_names_the_folder(tmp_path, monkeypatch):
+    import torchvision
+
+    def offline(self):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz: no network")
+
+    monkeypatch.setattr(torchvision.datasets.MNIST, "download", offline)
+    with pytest.raises(FileNotFoundError, match=r"MNIST is not in .*MNIST/raw.*SIAMESE_LIB_DATA"):
+        data.load_mnist(root=tmp_path)
