@@ -16,18 +16,17 @@ def on_colab() -> bool:
     return "google.colab" in sys.modules
 
 
-def glue(name: str, value: Any, display: bool = False) -> Any:
+def glue(name: str, value: Any, display: bool = False) -> None:
     """Make ``value`` available to the book's prose as ``{glue:text}`name```.
 
-    Uses myst-nb's ``glue`` when it is installed (the book build); elsewhere returns the
-    value unchanged.
+    Uses myst-nb's ``glue`` when it is installed (the book build); elsewhere does nothing.
+    Returns None, so a ``glue(...)`` on a cell's last line does not echo the value.
     """
     try:
         from myst_nb import glue as myst_glue
     except ImportError:
-        return value
+        return
     myst_glue(name, value, display=display)
-    return value
 
 
 def show_source(obj: Any) -> Any:
