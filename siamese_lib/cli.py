@@ -64,26 +64,24 @@ class _Parser(argparse.ArgumentParser):
 # --------------------------------------------------------------------------- argument types
 
 
-def _positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1."""
+def _int_at_least(text: str, minimum: int, too_small: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{too_small}, got {value}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    return _int_at_least(text, 1, "expected a number >= 1")
 
 
 def _way(text: str) -> int:
     """argparse type: N of an N-way episode, at least 2."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"an episode needs at least 2 classes, got {value}")
-    return value
+    return _int_at_least(text, 2, "an episode needs at least 2 classes")
 
 
 def _device(text: str) -> torch.device:

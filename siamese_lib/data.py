@@ -16,12 +16,10 @@ import re
 import shutil
 import socket
 import stat
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 import torch
@@ -30,6 +28,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from .config import cache_dir, data_root
+from .files import atomic_write
 
 OMNIGLOT_SUBSETS = ("background", "evaluation")
 VINYALS_SPLITS = ("train", "val", "test", "trainval")
@@ -197,7 +196,7 @@ def _mnist_root(root: Path) -> Path:
         # A partial copy would fail torchvision's md5 check and send it to the network.
         if not dest.is_file() or dest.stat().st_size != archive.stat().st_size:
             with archive.open("rb") as src:
-                _atomic_write(dest, lambda fh, src=src: shutil.copyfileobj(src, fh))
+                atomic_write(dest, lambda fh, src=src: shutil.copyfileobj(src, fh))
     return cached
 
 
@@ -496,22 +495,8 @@ def _cached(key: str, build: Callable[[], ImageSet]) -> ImageSet:
             pass
     result = build()
     state = {f.name: getattr(result, f.name) for f in fields(result)}
-    _atomic_write(path, lambda fh: torch.save(state, fh))
+    atomic_write(path, lambda fh: torch.save(state, fh))
     return result
-
-
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Write ``path`` through a temporary file in the same folder, so readers never see half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        # mkstemp creates 0600 files; a cache shared between users must be readable.
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _writable(path: Path) -> bool:
