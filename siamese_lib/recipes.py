@@ -37,7 +37,7 @@ from .nets import Classifier, EmbeddingNet
 from .pairs import class_balanced_batches, pair_batches
 from .train import History, fit
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: nets run in bfloat16 on CPUs with AMX (see train.autocast_dtype)
 #: Episodes of the validation after each epoch (N-way 1-shot accuracy on held-out data, with
 #: N = 20, or the number of held-out classes if fewer, as for the 10 MNIST digits).
 VALIDATION_EPISODES = 300

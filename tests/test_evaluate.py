@@ -141,7 +141,8 @@ def test_lake_runs_with_a_model() -> None:
     assert acc.mean == 1.0 and acc.n == 20
 
 
-def test_embed_images() -> None:
+def test_embed_images(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIAMESE_LIB_BF16", "0")  # exact float32 comparison below
     torch.manual_seed(0)
     images = torch.randint(0, 256, (5, 1, 16, 16), dtype=torch.uint8)
     pixels = embed_images(None, images)
@@ -153,6 +154,30 @@ def test_embed_images() -> None:
     with torch.no_grad():
         expected = net.eval()(images.float() / 255)
     torch.testing.assert_close(out, expected)
+
+
+def test_embed_images_in_bfloat16_is_close_to_float32(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(0)
+    images = torch.rand(8, 1, 16, 16)
+    net = EmbeddingNet(input_size=16, width=8, embedding_dim=4)
+    monkeypatch.setenv("SIAMESE_LIB_BF16", "0")
+    full = embed_images(net, images, device="cpu")
+    monkeypatch.setenv("SIAMESE_LIB_BF16", "1")
+    half = embed_images(net, images, device="cpu")
+    assert half.dtype == torch.float32  # distances are always computed in float32
+    assert not torch.equal(half, full)  # it did run in bfloat16 ...
+    torch.testing.assert_close(half, full, rtol=0.05, atol=0.02)  # ... to about 2 digits
+
+
+def test_embed_images_leaves_the_model_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIAMESE_LIB_CHANNELS_LAST", "0")  # embed contiguous ...
+    net = EmbeddingNet(input_size=16, width=8, embedding_dim=4)
+    net.to(memory_format=torch.channels_last)  # ... a model that trains channels-last
+    embed_images(net, torch.rand(3, 1, 16, 16), device="cpu")
+    convs = [p for p in net.parameters() if p.dim() == 4 and p.shape[1] > 1]
+    assert convs and all(
+        p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() for p in convs
+    )
 
 
 # --------------------------------------------------------------------------- thresholds

@@ -13,7 +13,7 @@ from siamese_lib.config import seed_everything
 from siamese_lib.losses import BatchContrastiveLoss, ContrastiveLoss, KochLoss
 from siamese_lib.nets import Classifier, EmbeddingNet, SiameseNetwork
 from siamese_lib.pairs import class_balanced_batches, pair_batches
-from siamese_lib.train import History, fit
+from siamese_lib.train import History, autocast_dtype, fit
 
 SIZE = 16
 
@@ -175,3 +175,39 @@ def test_bad_schedule() -> None:
 def test_history_dict_round_trip() -> None:
     h = History(step_loss=[1.0, 2.0], epoch_loss=[1.5], val_metric=[0.5])
     assert History.from_dict(h.to_dict()) == h
+
+
+def test_training_stays_channels_last_after_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIAMESE_LIB_CHANNELS_LAST", "1")
+    images, labels = separable_data()
+    model = tiny()
+    conv = next(p for p in model.parameters() if p.dim() == 4 and p.shape[1] > 1)
+    layouts = []
+
+    def batches(epoch: int):
+        layouts.append(conv.is_contiguous(memory_format=torch.channels_last)
+                       and not conv.is_contiguous())
+        return pair_batches(images, labels, 16, 2, seed=epoch)
+
+    def validate(m: nn.Module) -> float:
+        m.to(memory_format=torch.contiguous_format)  # a validator that changes the layout
+        return 0.0
+
+    fit(model, ContrastiveLoss(1.0), batches, 3, 2, device="cpu", progress=False,
+        validate=validate)
+    assert layouts == [True, True, True]
+
+
+@pytest.mark.parametrize(("env", "expected"), [("0", None), ("1", torch.bfloat16)])
+def test_autocast_dtype_override(monkeypatch: pytest.MonkeyPatch, env: str, expected) -> None:
+    monkeypatch.setenv("SIAMESE_LIB_BF16", env)
+    assert autocast_dtype(torch.device("cpu")) == expected
+    assert autocast_dtype(torch.device("cuda")) is None  # float32 on GPUs: not measured there
+
+
+def test_bfloat16_training_is_reproducible_and_learns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIAMESE_LIB_BF16", "1")
+    first = run_pairs(tiny(), ContrastiveLoss(1.0))
+    second = run_pairs(tiny(), ContrastiveLoss(1.0))
+    assert first.step_loss == second.step_loss
+    assert first.epoch_loss[-1] < first.epoch_loss[0]
