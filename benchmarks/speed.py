@@ -18,7 +18,8 @@ evaluation
     batched by groups of episodes). Both must give the same accuracy.
 defaults
     pairs per second with channels-last on/off (``SIAMESE_LIB_CHANNELS_LAST``), 1 or 2
-    torch threads, and 64/128/256 pairs per batch, to check the library's defaults.
+    torch threads, bfloat16 on/off (``SIAMESE_LIB_BF16``) and 64/128/256 pairs per batch,
+    to check the library's defaults.
 
 Timing rules: everything runs in one process; the variants being compared are run in
 interleaved rounds (A, B, A, B, ...), the first round is a discarded warm-up, and every
@@ -57,13 +58,14 @@ from siamese_lib.evaluate import (
 from siamese_lib.losses import ContrastiveLoss
 from siamese_lib.nets import EmbeddingNet, SiameseNetwork
 from siamese_lib.pairs import pair_batches, to_float
-from siamese_lib.train import fit, use_channels_last
+from siamese_lib.train import autocast, autocast_dtype, fit, use_channels_last
 
 from .seed_style import seed_style_loader
 
 SECTIONS = ("training", "evaluation", "defaults")
 ALONE_FACTOR = 4  # batches drawn without training, per optimiser step timed
 CHANNELS_LAST_ENV = "SIAMESE_LIB_CHANNELS_LAST"
+BF16_ENV = "SIAMESE_LIB_BF16"
 
 # Targets from the issue that asked for these benchmarks.
 TARGET_TRAIN_SPEEDUP = 5.0
@@ -157,24 +159,28 @@ def _verdict(ok: bool) -> str:
 
 
 @contextlib.contextmanager
-def torch_settings(channels_last: bool | None = None, threads: int | None = None) -> Iterator[None]:
-    """Temporarily force channels-last on/off (via the library's env switch) and torch threads.
-
-    ``None`` leaves a setting as it is.
+def torch_settings(
+    channels_last: bool | None = None, threads: int | None = None, bf16: bool | None = None
+) -> Iterator[None]:
+    """Temporarily force channels-last and bfloat16 on/off (via the library's env switches)
+    and torch threads. ``None`` leaves a setting as it is.
     """
-    old_env = os.environ.get(CHANNELS_LAST_ENV)
+    switches = {CHANNELS_LAST_ENV: channels_last, BF16_ENV: bf16}
+    old_env = {name: os.environ.get(name) for name in switches}
     old_threads = torch.get_num_threads()
     try:
-        if channels_last is not None:
-            os.environ[CHANNELS_LAST_ENV] = "1" if channels_last else "0"
+        for name, on in switches.items():
+            if on is not None:
+                os.environ[name] = "1" if on else "0"
         if threads is not None:
             torch.set_num_threads(threads)
         yield
     finally:
-        if old_env is None:
-            os.environ.pop(CHANNELS_LAST_ENV, None)
-        else:
-            os.environ[CHANNELS_LAST_ENV] = old_env
+        for name, value in old_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         torch.set_num_threads(old_threads)
 
 
@@ -202,6 +208,7 @@ class Pipeline:
     device: torch.device
     channels_last: bool | None = None
     threads: int | None = None
+    bf16: bool | None = None
     data: list[float] = field(default_factory=list)
     compute: list[float] = field(default_factory=list)
     alone: list[float] = field(default_factory=list)
@@ -221,7 +228,7 @@ class Pipeline:
                 waits.append(time.perf_counter() - t0)
                 yield batch
 
-        with torch_settings(self.channels_last, self.threads):
+        with torch_settings(self.channels_last, self.threads, self.bf16):
             history = fit(
                 self.model, self.loss, timed, epochs=1, steps_per_epoch=steps, lr=1e-3,
                 schedule=None, device=self.device, progress=False,
@@ -232,7 +239,7 @@ class Pipeline:
 
     def data_block(self, n: int, record: bool) -> None:
         """Draw ``n`` batches without training: the batch source's cost on its own."""
-        with torch_settings(self.channels_last, self.threads):
+        with torch_settings(self.channels_last, self.threads, self.bf16):
             for _ in range(n):
                 t0 = time.perf_counter()
                 next(self.batches)
@@ -393,7 +400,8 @@ def twin_network_predictions(
         s = supports[start : start + chunk_episodes].flatten()
         x1 = to_float(images[q]).to(device)
         x2 = to_float(images[s]).to(device)
-        d = siamese.distance(x1, x2).view(-1, n).cpu()
+        with autocast(device):  # the precision embed_images uses
+            d = siamese.distance(x1, x2).view(-1, n).cpu()
         preds.append(d.argmin(1))
     return torch.cat(preds)
 
@@ -412,12 +420,13 @@ def per_pair_seconds(
     siamese = SiameseNetwork(model).eval().to(device)
     n_sample = min(n_sample, len(episodes.support))
     warm = to_float(images[:1]).to(device)
-    siamese.distance(warm, warm)  # untimed: builds the kernels for a batch of 2
-    t0 = time.perf_counter()
-    for e in range(n_sample):
-        q = to_float(images[episodes.query[e, 0, :1]]).to(device)
-        for s in episodes.support[e, :, 0]:
-            siamese.distance(q, to_float(images[s : s + 1]).to(device))
+    with autocast(device):  # the precision embed_images uses
+        siamese.distance(warm, warm)  # untimed: builds the kernels for a batch of 2
+        t0 = time.perf_counter()
+        for e in range(n_sample):
+            q = to_float(images[episodes.query[e, 0, :1]]).to(device)
+            for s in episodes.support[e, :, 0]:
+                siamese.distance(q, to_float(images[s : s + 1]).to(device))
     return (time.perf_counter() - t0) * len(episodes.support) / n_sample
 
 
@@ -536,11 +545,20 @@ class DefaultsResult:
     default_channels_last: bool
     default_threads: int
     default_batch: int
+    default_bf16: bool = False
 
-    def find(self, channels_last: bool, threads: int, batch: int) -> Pipeline | None:
-        """The pipeline measured with these settings, if any."""
+    @property
+    def default(self) -> tuple[bool, int, bool]:
+        """The library's default (channels_last, threads, bf16)."""
+        return self.default_channels_last, self.default_threads, self.default_bf16
+
+    def find(self, channels_last: bool, threads: int, batch: int,
+             bf16: bool | None = None) -> Pipeline | None:
+        """The pipeline measured with these settings, if any (bf16 None: the default)."""
+        bf16 = self.default_bf16 if bf16 is None else bf16
         for p in self.pipelines:
-            if (p.channels_last, p.threads, p.batch_size) == (channels_last, threads, batch):
+            if (p.channels_last, p.threads, p.batch_size, p.bf16) == (
+                    channels_last, threads, batch, bf16):
                 return p
         return None
 
@@ -548,61 +566,81 @@ class DefaultsResult:
 def run_defaults(
     mnist: ImageSet, sizes: Sizes, seed: int, device: torch.device
 ) -> DefaultsResult:
-    """pairs/s of the siamese_lib pipeline over channels-last x threads, and batch sizes.
+    """pairs/s of the siamese_lib pipeline over channels-last x threads x bfloat16, and batch sizes.
 
-    channels-last {off, on} x threads {1, 2} at the default batch, then each batch size
-    with the library's default channels-last and thread count; all interleaved.
+    channels-last {off, on} x threads {1, 2} at the default batch and precision, bfloat16
+    {off, on} at the default layout and threads (on a CPU), then each batch size with the
+    library's defaults; all interleaved.
     """
     with torch_settings():
         os.environ.pop(CHANNELS_LAST_ENV, None)
+        os.environ.pop(BF16_ENV, None)
         default_cl = use_channels_last(device)
+        default_bf16 = autocast_dtype(device) is not None
     default_threads = TORCH_DEFAULT_THREADS
     batch = sizes.batch
-    configs: list[tuple[bool, int, int]] = [
-        (cl, t, batch) for cl in (default_cl, not default_cl) for t in sorted({default_threads, 1, 2})
+    configs: list[tuple[bool, int, int, bool]] = [
+        (cl, t, batch, default_bf16)
+        for cl in (default_cl, not default_cl) for t in sorted({default_threads, 1, 2})
     ]
-    configs += [(default_cl, default_threads, b) for b in sizes.default_batches if b != batch]
+    if device.type == "cpu":
+        configs.append((default_cl, default_threads, batch, not default_bf16))
+    plain = (False, default_threads, batch, False)  # what PyTorch does without our defaults
+    if plain not in configs:
+        configs.append(plain)
+    configs += [(default_cl, default_threads, b, default_bf16)
+                for b in sizes.default_batches if b != batch]
     base = _fresh_model(sizes.width, seed)
     images = mnist.images.to(device)
     pipelines = []
-    for i, (cl, t, b) in enumerate(configs):
-        name = f"channels_last {'on' if cl else 'off'}, {t} threads, batch {b}"
+    for i, (cl, t, b, bf16) in enumerate(configs):
+        name = (f"channels_last {'on' if cl else 'off'}, {t} threads, batch {b}, "
+                f"bfloat16 {'on' if bf16 else 'off'}")
         batches = pair_batches(images, mnist.labels, b, 10**9, seed=seed + i, device=device)
         pipelines.append(Pipeline(name, copy.deepcopy(base), ContrastiveLoss(), batches, b,
-                                  device, channels_last=cl, threads=t))
+                                  device, channels_last=cl, threads=t, bf16=bf16))
     _interleave(pipelines, sizes.default_rounds, sizes.default_block, alone=False,
                 warmup=sizes.warmup)
-    return DefaultsResult(pipelines, default_cl, default_threads, batch)
+    return DefaultsResult(pipelines, default_cl, default_threads, batch, default_bf16)
 
 
 def format_defaults(result: DefaultsResult) -> str:
     """The defaults section's table and the before/after lines."""
+    def settings(p: Pipeline) -> tuple[bool | None, int | None, bool | None]:
+        return p.channels_last, p.threads, p.bf16
+
     rows = [
-        [("on" if p.channels_last else "off"), str(p.threads), str(p.batch_size),
-         f"{p.pairs_per_second:,.0f}", f"{1000 * p.step_seconds:.1f}",
-         "<- library default" if (p.channels_last, p.threads, p.batch_size) == (
-             result.default_channels_last, result.default_threads, result.default_batch) else ""]
+        [("on" if p.channels_last else "off"), str(p.threads), ("on" if p.bf16 else "off"),
+         str(p.batch_size), f"{p.pairs_per_second:,.0f}", f"{1000 * p.step_seconds:.1f}",
+         "<- library default" if settings(p) == result.default
+         and p.batch_size == result.default_batch else ""]
         for p in result.pipelines
     ]
     before = result.find(result.default_channels_last, result.default_threads,
                          result.default_batch)
     same_batch = [p for p in result.pipelines if p.batch_size == result.default_batch]
     best = max(same_batch, key=lambda p: p.pairs_per_second)
-    by_batch = [p for p in result.pipelines
-                if (p.channels_last, p.threads) == (result.default_channels_last,
-                                                    result.default_threads)]
+    by_batch = [p for p in result.pipelines if settings(p) == result.default]
     fastest_batch = max(by_batch, key=lambda p: p.pairs_per_second)
     steps = len(before.data) if before else 0
 
     def describe(p: Pipeline) -> str:
         return (f"channels_last {'on' if p.channels_last else 'off'}, {p.threads} "
-                f"thread{'s' if p.threads != 1 else ''}")
+                f"thread{'s' if p.threads != 1 else ''}, bfloat16 {'on' if p.bf16 else 'off'}")
 
     lines = [
         f"c. Defaults by measurement: siamese_lib pipeline, pairs/s (medians of {steps} steps "
         "per configuration, interleaved)",
-        format_table(["channels_last", "threads", "batch", "pairs/s", "step ms", ""], rows),
+        format_table(["channels_last", "threads", "bfloat16", "batch", "pairs/s", "step ms", ""],
+                     rows),
     ]
+    plain = result.find(False, result.default_threads, result.default_batch, bf16=False)
+    if plain is not None and before is not None:
+        lines.append(
+            f"plain PyTorch ({describe(plain)}): {plain.pairs_per_second:,.0f} pairs/s; "
+            f"library default ({describe(before)}): {before.pairs_per_second:,.0f} pairs/s "
+            f"({before.pairs_per_second / plain.pairs_per_second:.2f}x)"
+        )
     if before is not None:
         lines += [
             f"before (library default at batch {result.default_batch}: {describe(before)}): "
@@ -684,7 +722,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     0 on success, 2 for a usage error or a missing data set (message on stderr).
 
-    Torch's thread count and ``SIAMESE_LIB_CHANNELS_LAST`` are restored on return, so
+    Torch's thread count, ``SIAMESE_LIB_CHANNELS_LAST`` and ``SIAMESE_LIB_BF16`` are
+    restored on return, so
     calling this in-process (tests, ``benchmarks/__main__.py``) leaves no settings behind.
     """
     parser = build_parser()

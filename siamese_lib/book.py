@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 
@@ -27,6 +28,27 @@ def glue(name: str, value: Any, display: bool = False) -> None:
     except ImportError:
         return
     myst_glue(name, value, display=display)
+
+
+def markdown_table(header: Sequence[Any], rows: Iterable[Sequence[Any]]) -> Any:
+    """A table as Markdown: it renders in Jupyter, on Colab and, as MyST, in the book.
+
+    Cells are converted with ``str``; a ``|`` inside a cell is escaped.
+
+    Raises:
+        ValueError: a row has more or fewer cells than the header.
+    """
+    from IPython.display import Markdown
+
+    header = [str(h) for h in header]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for i, row in enumerate(rows):
+        cells = [str(c).replace("|", "\\|") for c in row]
+        if len(cells) != len(header):
+            raise ValueError(f"row {i} has {len(cells)} cells but the header has {len(header)}: "
+                             f"{cells}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return Markdown("\n".join(lines))
 
 
 def show_source(obj: Any) -> Any:

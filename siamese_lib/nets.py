@@ -148,7 +148,9 @@ class SiameseNetwork(nn.Module):
 
     def distance(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
         """D = ||G(x1) - G(x2)||, one distance per pair."""
-        return euclidean(*self(x1, x2))
+        # in float32 even when the net ran in bfloat16 (autocast): D's last digits decide ties
+        e1, e2 = self(x1, x2)
+        return euclidean(e1.float(), e2.float())
 
 
 class Classifier(nn.Module):

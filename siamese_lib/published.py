@@ -56,6 +56,7 @@ MEASURES: tuple[Measure, ...] = (
                 Published("pixel 1-nearest-neighbour (as tabulated by Koch et al.)", 21.7, "koch2015siamese"))),
     Measure("vinyals-5way", "Omniglot 5-way 1-shot, Vinyals protocol", "omniglot-vinyals",
             "vinyals-5way", 99.0, published=(
+                Published("Siamese net (as reported by Vinyals et al.)", 96.7, "vinyals2016matching"),
                 Published("Matching Networks", 98.1, "vinyals2016matching"),
                 Published("Prototypical Networks", 98.8, "snell2017prototypical"))),
     Measure("omniglot-to-mnist", "Trained on Omniglot, 10-way 1-shot on MNIST",

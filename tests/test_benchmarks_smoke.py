@@ -42,6 +42,7 @@ def test_quick_run_prints_every_table(capsys, monkeypatch):
     need("MNIST", "raw")
     need("omniglot-py", "images_evaluation")
     monkeypatch.delenv(speed.CHANNELS_LAST_ENV, raising=False)
+    monkeypatch.delenv(speed.BF16_ENV, raising=False)
     threads = torch.get_num_threads()
 
     assert speed.main(["--quick", "--seed", "1"]) == 0
@@ -64,19 +65,24 @@ def test_quick_run_prints_every_table(capsys, monkeypatch):
     assert row(out, "speed-up of embed-once:")
     assert "same accuracy: yes" in out
 
-    # c. defaults: channels_last on/off x threads 1/2, three batch sizes, before/after
+    # c. defaults: channels_last on/off x threads 1/2, bfloat16 on/off, three batch sizes,
+    # plain PyTorch against the defaults, before/after
     assert "c. Defaults by measurement" in out
-    configs = re.findall(r"^(on|off)\s+(\d+)\s+(\d+)\s+[\d,]+\s+[\d.]+", out, re.MULTILINE)
-    assert {(cl, t) for cl, t, _ in configs} >= {("on", "1"), ("on", "2"), ("off", "1"),
-                                                 ("off", "2")}
-    assert len({b for _, _, b in configs}) == len(speed.QUICK.default_batches)
+    configs = re.findall(r"^(on|off)\s+(\d+)\s+(on|off)\s+(\d+)\s+[\d,]+\s+[\d.]+", out,
+                         re.MULTILINE)
+    assert {(cl, t) for cl, t, _, _ in configs} >= {("on", "1"), ("on", "2"), ("off", "1"),
+                                                    ("off", "2")}
+    assert {bf for _, _, bf, _ in configs} == {"on", "off"}
+    assert len({b for _, _, _, b in configs}) == len(speed.QUICK.default_batches)
     assert "<- library default" in out
+    assert row(out, "plain PyTorch (channels_last off")
     assert row(out, "before (library default")
     assert row(out, "after  (fastest measured")
 
     # in-process callers get their settings back
     assert torch.get_num_threads() == threads
     assert speed.CHANNELS_LAST_ENV not in os.environ
+    assert speed.BF16_ENV not in os.environ
 
 
 def test_bad_section_is_a_usage_error(capsys):
