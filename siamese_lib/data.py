@@ -27,6 +27,7 @@ import torchvision
 from PIL import Image
 from torch.utils.data import Dataset
 
+from . import download as downloads
 from .config import cache_dir, data_root
 from .files import atomic_write
 
@@ -302,7 +303,10 @@ def _drawer(path: Path) -> int:
 
 
 def load_omniglot_vinyals(
-    split: str = "train", size: int = 28, root: str | os.PathLike | None = None
+    split: str = "train",
+    size: int = 28,
+    root: str | os.PathLike | None = None,
+    download: bool = True,
 ) -> ImageSet:
     """Omniglot under the protocol of Vinyals et al. (2016): rotations are new classes.
 
@@ -315,6 +319,7 @@ def load_omniglot_vinyals(
         split: "train" (1028 characters), "val" (172), "test" (423) or "trainval".
         size: output side in pixels, as in :func:`load_omniglot`.
         root: the data folder; defaults to ``config.data_root()``.
+        download: if the split file (or Omniglot) is missing, download it first.
 
     Returns:
         An ImageSet with classes named like "Alphabet/character01/rot090", in file order;
@@ -325,8 +330,14 @@ def load_omniglot_vinyals(
         ValueError: a line is malformed or names a character that does not exist.
     """
     _check_choice("split", split, VINYALS_SPLITS)
-    lines = _read_vinyals_split(data_root(root) / "omniglot-splits" / "vinyals" / f"{split}.txt")
-    base = load_omniglot("all", size, root)
+    path = data_root(root) / "omniglot-splits" / "vinyals" / f"{split}.txt"
+    lines = _read_vinyals_split(_ensure_file(
+        path, downloads.VINYALS_URL.format(split=split), download,
+        f"Vinyals split file not found: {path}. Copy train.txt, val.txt, test.txt and "
+        f"trainval.txt from {_VINYALS_URL} into {path.parent}, {_ENV_HINT}.",
+        sha256=downloads.VINYALS_SHA256[split],
+    ))
+    base = load_omniglot("all", size, root, download)
     members = dict(zip(base.classes, _indices_by_label(base.labels, base.num_classes), strict=True))
     picks = []
     for character, _ in lines:
@@ -350,11 +361,6 @@ def load_omniglot_vinyals(
 
 def _read_vinyals_split(path: Path) -> list[tuple[str, int]]:
     """(``Alphabet/characterNN``, degrees) for each line of a Vinyals split file."""
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"Vinyals split file not found: {path}. Copy train.txt, val.txt, test.txt and "
-            f"trainval.txt from {_VINYALS_URL} into {path.parent}, {_ENV_HINT}."
-        )
     entries = []
     for line in path.read_text().split():
         match = re.fullmatch(r"([^/]+/[^/]+)/rot(\d{3})", line)
@@ -364,7 +370,9 @@ def _read_vinyals_split(path: Path) -> list[tuple[str, int]]:
     return entries
 
 
-def load_lake_runs(size: int = 28, root: str | os.PathLike | None = None) -> list[LakeRun]:
+def load_lake_runs(
+    size: int = 28, root: str | os.PathLike | None = None, download: bool = True
+) -> list[LakeRun]:
     """The 20 runs of Lake et al.'s 20-way one-shot task, read straight from the zip.
 
     Reads ``<root>/omniglot-official-small/all_runs.zip`` (``runNN/training/classMM.png``,
@@ -374,19 +382,21 @@ def load_lake_runs(size: int = 28, root: str | os.PathLike | None = None) -> lis
     Args:
         size: output side in pixels.
         root: the data folder; defaults to ``config.data_root()``.
+        download: if the zip is missing, download it from Lake's repository first.
 
     Returns:
         The runs in order run01..run20.
 
     Raises:
-        FileNotFoundError: the zip is missing.
+        FileNotFoundError: the zip is missing and could not be downloaded.
     """
     path = data_root(root) / "omniglot-official-small" / "all_runs.zip"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"Lake's one-shot runs not found: {path}. Copy python/one-shot-classification/"
-            f"all_runs.zip from https://github.com/brendenlake/omniglot there, {_ENV_HINT}."
-        )
+    _ensure_file(
+        path, downloads.LAKE_RUNS_URL, download,
+        f"Lake's one-shot runs not found: {path}. Copy python/one-shot-classification/"
+        f"all_runs.zip from https://github.com/brendenlake/omniglot there, {_ENV_HINT}.",
+        md5=downloads.LAKE_RUNS_MD5,
+    )
     with zipfile.ZipFile(path) as archive:
         runs = sorted(n.split("/")[0] for n in archive.namelist()
                       if re.fullmatch(r"run\d+/class_labels\.txt", n))
@@ -419,6 +429,7 @@ def load_att_faces(
     split: str = "training",
     size: tuple[int, int] = (100, 100),
     root: str | os.PathLike | None = None,
+    download: bool = True,
 ) -> ImageSet:
     """The AT&T (ORL) faces from ``<root>/att_faces/<split>/sNN/*.pgm``, not inverted.
 
@@ -426,6 +437,8 @@ def load_att_faces(
         split: "training" (37 subjects), "testing" (3) or "all" (40).
         size: output (height, width) in pixels; (112, 92) keeps the originals.
         root: the data folder; defaults to ``config.data_root()``.
+        download: if the folders are missing, download them first (from the repository of
+            the article's code, which holds them in this layout).
 
     Returns:
         An ImageSet of uint8 (N, 1, H, W) faces, classes "s1", "s2", ... in numeric order.
@@ -434,14 +447,25 @@ def load_att_faces(
         FileNotFoundError: a split folder is missing or holds no images.
     """
     _check_choice("split", split, (*ATT_SPLITS, "all"))
-    folders = [data_root(root) / "att_faces" / s for s in (ATT_SPLITS if split == "all" else (split,))]
+    base = data_root(root) / "att_faces"
+    folders = [base / s for s in (ATT_SPLITS if split == "all" else (split,))]
+    cause = None
+    if download and not all(f.is_dir() for f in folders):
+        try:
+            _download_att_faces(base)
+        except Exception as err:  # offline, read-only root, changed archive: same advice
+            cause = err
     subjects: dict[str, list[Path]] = {}
     for folder in folders:
         if not folder.is_dir():
-            raise FileNotFoundError(
+            message = (
                 f"AT&T faces folder not found: {folder}. Put the sNN/ subject folders of the "
-                f"AT&T (ORL) face database there, {_ENV_HINT}."
+                f"AT&T (ORL) face database there (data/faces/ of {downloads.ATT_FACES_URL}), "
+                f"{_ENV_HINT}."
             )
+            if cause is not None:
+                message += f" The download failed: {cause!r}"
+            raise FileNotFoundError(message) from cause
         for subject in _subdirs(folder):
             subjects.setdefault(subject.name, []).extend(
                 p for p in subject.iterdir() if p.suffix.lower() == ".pgm")
@@ -453,6 +477,52 @@ def load_att_faces(
     arrays = [_decode(p, str(p), (width, height), _FACE_RESAMPLE) for p in paths]
     labels = [i for i, s in enumerate(classes) for _ in subjects[s]]
     return ImageSet(_stack(arrays), torch.tensor(labels), classes)
+
+
+def _download_att_faces(base: Path) -> None:
+    """Unpack data/faces/{training,testing} of the article's repository into ``base``.
+
+    Each split is unpacked into a temporary folder and renamed into place, so an
+    interrupted download leaves no half-filled split.
+    """
+    archive = zipfile.ZipFile(io.BytesIO(downloads.fetch_bytes(downloads.ATT_FACES_URL)))
+    members = {}
+    for name in archive.namelist():
+        match = re.fullmatch(r"[^/]+/data/faces/(training|testing)/(s\d+/[^/]+\.pgm)", name)
+        if match:
+            members.setdefault(match[1], []).append((name, match[2]))
+    if sum(len(m) for m in members.values()) != 400:  # 40 subjects x 10 faces
+        raise ValueError(f"{downloads.ATT_FACES_URL} does not hold the 400 faces of the AT&T "
+                         f"database under data/faces/ (found {members and sum(map(len, members.values()))})")
+    for split, files in members.items():
+        target = base / split
+        if target.is_dir():
+            continue
+        tmp = base / f".{split}.download"
+        shutil.rmtree(tmp, ignore_errors=True)
+        for name, relative in files:
+            (tmp / relative).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / relative).write_bytes(archive.read(name))
+        os.replace(tmp, target)
+
+
+def _ensure_file(path: Path, url: str, download: bool, missing: str, **checksum: str) -> Path:
+    """``path``, downloaded from ``url`` first if it is missing and ``download`` is on.
+
+    Raises:
+        FileNotFoundError: ``missing`` (plus why the download failed), if still missing.
+    """
+    if path.is_file():
+        return path
+    cause = None
+    if download:
+        try:
+            return downloads.download(url, path, **checksum)
+        except Exception as err:  # offline, read-only root, changed file: same advice
+            cause = err
+    raise FileNotFoundError(
+        missing + (f" The download from {url} failed: {cause!r}" if cause else "")
+    ) from cause
 
 
 # ---------------------------------------------------------------------------------------

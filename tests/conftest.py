@@ -17,3 +17,16 @@ def tiny_net() -> EmbeddingNet:
     """A seeded Conv-4 net small enough for a test: 8 channels, 4-d embeddings, 28x28 input."""
     torch.manual_seed(0)
     return EmbeddingNet(width=8, embedding_dim=4)
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never download: a loader that would fetch a missing file gets an offline error."""
+    import urllib.error
+
+    from siamese_lib import download
+
+    def offline(url: str, timeout: float = 0.0) -> bytes:
+        raise urllib.error.URLError(f"tests never use the network (asked for {url})")
+
+    monkeypatch.setattr(download, "fetch_bytes", offline)

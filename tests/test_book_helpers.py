@@ -34,3 +34,15 @@ def test_every_published_figure_names_a_citable_source() -> None:
     assert sources, "MEASURES quotes no published figure"
     unknown = {s for s in sources if s not in keys and not s.startswith("https://")}
     assert not unknown, f"not in book/references.bib and not a URL: {unknown}"
+
+
+def test_api_page_documents_every_module() -> None:
+    import pkgutil
+    from pathlib import Path
+
+    import siamese_lib
+
+    api = (Path(__file__).parents[1] / "book" / "api.md").read_text()
+    modules = {m.name for m in pkgutil.iter_modules(siamese_lib.__path__)} - {"__main__"}
+    missing = sorted(m for m in modules if f".. automodule:: siamese_lib.{m}\n" not in api)
+    assert not missing, f"book/api.md has no section for: {missing}"
