@@ -89,12 +89,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.losses:
         protocols = ["lake-runs", "omniglot-20way", "omniglot-5way", "mnist-10way"]
+        # the targets of the measures these tests share with the main table
+        targets = {m.protocol: m.target for m in MEASURES
+                   if m.protocol in protocols and m.target is not None
+                   and RECIPES[m.recipe].data == "omniglot-background"}
+
+        def cell(acc: Accuracy, protocol: str) -> str:
+            text = f"{100 * acc.mean:.1f} ± {100 * acc.ci95:.1f}"
+            if protocol in targets:
+                text += " (met)" if 100 * acc.mean >= targets[protocol] else " (NO)"
+            return text
+
         rows = []
         for name in LOSS_COMPARISON:
             tm = model(name)
-            accs = [measure(tm, p, seeds, args.episodes) for p in protocols]
             rows.append([name, f"{tm.history.seconds:.0f}"]
-                        + [f"{100 * a.mean:.1f} ± {100 * a.ci95:.1f}" for a in accs])
+                        + [cell(measure(tm, p, seeds, args.episodes), p) for p in protocols])
+        rows.append(["target", ""] + [f">= {targets[p]:g}" if p in targets else "-"
+                                      for p in protocols])
         print()
         print(table(rows, ["recipe", "train s"] + protocols))
     return 0
