@@ -88,6 +88,7 @@ def _mnist_test() -> datasets.ImageSet:
     return datasets.load_mnist(train=False)
 
 
+#: The standard one-shot tests, by name; run them with :func:`evaluate_protocols`.
 PROTOCOLS: dict[str, Protocol] = {
     p.name: p
     for p in [

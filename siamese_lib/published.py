@@ -42,6 +42,7 @@ class Measure:
     published: tuple[Published, ...] = field(default_factory=tuple)
 
 
+#: The rows of the accuracy benchmark, in the order the results page shows them.
 MEASURES: tuple[Measure, ...] = (
     Measure("vinyals-20way", "Omniglot 20-way 1-shot, Vinyals protocol (28x28, rotations, "
             "class split)", "omniglot-vinyals", "vinyals-20way", 96.0, published=(
