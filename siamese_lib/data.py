@@ -491,9 +491,10 @@ def _download_att_faces(base: Path) -> None:
         match = re.fullmatch(r"[^/]+/data/faces/(training|testing)/(s\d+/[^/]+\.pgm)", name)
         if match:
             members.setdefault(match[1], []).append((name, match[2]))
-    if sum(len(m) for m in members.values()) != 400:  # 40 subjects x 10 faces
+    found = sum(len(m) for m in members.values())
+    if found != 400:  # 40 subjects x 10 faces
         raise ValueError(f"{downloads.ATT_FACES_URL} does not hold the 400 faces of the AT&T "
-                         f"database under data/faces/ (found {members and sum(map(len, members.values()))})")
+                         f"database under data/faces/ (found {found})")
     for split, files in members.items():
         target = base / split
         if target.is_dir():

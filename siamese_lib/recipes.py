@@ -34,7 +34,7 @@ from .losses import (
     TripletLoss,
 )
 from .nets import Classifier, EmbeddingNet
-from .pairs import class_balanced_batches, pair_batches
+from .pairs import class_balanced_batches, pair_batches, rows, to_float
 from .train import History, fit
 
 CACHE_VERSION = 2  # 2: nets run in bfloat16 on CPUs with AMX (see train.autocast_dtype)
@@ -202,8 +202,8 @@ def _shuffled_batches(images, labels, batch_size, n_batches, seed, augment, devi
     g = torch.Generator().manual_seed(seed)
     for _ in range(n_batches):
         idx = torch.randint(len(labels), (batch_size,), generator=g)
-        x = images[idx.to(images.device)].float() / 255
-        yield (augment(x, g) if augment else x).to(device), labels[idx].to(device)
+        x = to_float(rows(images, idx))
+        yield (augment(x, g) if augment else x).to(device), rows(labels, idx).to(device)
 
 
 def _validator(recipe: Recipe, data: TrainingData, loss_fn: nn.Module):

@@ -7,6 +7,7 @@ classifier (``loss(model(x), labels)``).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -71,8 +72,13 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
     env = os.environ.get("SIAMESE_LIB_BF16")
     if env is not None:
         return torch.bfloat16 if env == "1" else None
-    has_amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    return torch.bfloat16 if has_amx() else None
+    return torch.bfloat16 if _cpu_has_amx() else None
+
+
+@functools.cache
+def _cpu_has_amx() -> bool:
+    # asked once per process: autocast() runs on every training step and embedded batch
+    return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
 
 
 def autocast(device: torch.device) -> torch.autocast:
