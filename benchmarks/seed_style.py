@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
@@ -112,3 +113,22 @@ def seed_style_loader(
         num_workers=0,
         generator=torch.Generator().manual_seed(seed),
     )
+
+
+class SeedStyleTwin(nn.Module):
+    """The article's forward pass: each side of the pair batch through the net in its own call.
+
+    The original ``SiameseNetwork.forward(input1, input2)`` calls ``forward_once`` on each
+    input. :func:`siamese_lib.train.fit` hands its model both sides as one concatenated
+    batch; this wrapper splits it again, so the seed's two calls (and their two sets of
+    BatchNorm statistics) are what gets timed.
+    """
+
+    def __init__(self, embedding_net: nn.Module) -> None:
+        super().__init__()
+        self.embedding_net = embedding_net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` = both sides of the pair batch, stacked -> both sides' embeddings, stacked."""
+        first, second = x.chunk(2)
+        return torch.cat([self.embedding_net(first), self.embedding_net(second)])

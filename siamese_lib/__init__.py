@@ -27,7 +27,7 @@ from .losses import (
     PrototypicalLoss,
     TripletLoss,
 )
-from .nets import Classifier, EmbeddingNet, KochNet, SiameseNetwork
+from .nets import Classifier, EmbeddingNet, KochNet, ShiftAveraged, SiameseNetwork
 from .pairs import ClassBalancedBatchSampler, PairSampler, class_balanced_batches, pair_batches
 from .train import History, fit
 
@@ -36,7 +36,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Accuracy", "BatchContrastiveLoss", "ClassBalancedBatchSampler", "Classifier",
     "ContrastiveLoss", "EmbeddingNet", "EpisodeSampler", "Episodes", "History", "KochLoss",
-    "KochNet", "PairSampler", "PrototypicalLoss", "RandomAffine", "SiameseNetwork",
+    "KochNet", "PairSampler", "PrototypicalLoss", "RandomAffine", "ShiftAveraged", "SiameseNetwork",
     "TripletLoss", "accuracy_at_threshold", "best_threshold", "cache_dir",
     "class_balanced_batches", "data_root", "embed_images", "euclidean", "fit",
     "lake_runs_accuracy", "load_checkpoint", "one_shot_accuracy", "pair_batches",

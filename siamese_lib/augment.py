@@ -56,3 +56,22 @@ class RandomAffine:
         theta = torch.cat([linear, shift[..., None]], dim=-1).to(x.device, x.dtype)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
+
+
+def shift(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """Translate a batch (N, C, H, W) by ``dx`` pixels right and ``dy`` down.
+
+    The strip uncovered at the edge repeats the edge pixels (the background, for
+    characters and digits), so nothing wraps around.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"shift expects a batch (N, C, H, W), got shape {tuple(x.shape)}")
+    h, w = x.shape[-2:]
+    if abs(dx) >= w or abs(dy) >= h:
+        raise ValueError(f"a shift of ({dx}, {dy}) pixels leaves nothing of a {h}x{w} image")
+    if dx == dy == 0:
+        return x
+    left, top = max(-dx, 0), max(-dy, 0)
+    padded = F.pad(x.float(), (max(dx, 0), max(-dx, 0), max(dy, 0), max(-dy, 0)),
+                   mode="replicate")
+    return padded[..., top : top + h, left : left + w].to(x.dtype)

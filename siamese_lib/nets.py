@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .augment import shift
 from .distances import euclidean
 
 
@@ -170,6 +171,37 @@ class Classifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits (N, num_classes)."""
         return self.classifier(torch.relu(self.embedding_net(x)))
+
+
+class ShiftAveraged(nn.Module):
+    """Test-time augmentation: G(x) averaged over copies of x shifted by up to ``pixels``.
+
+    Each image is embedded at every translation (dx, dy) with ``|dx|, |dy| <= pixels``,
+    (2 * pixels + 1)**2 copies, and the embeddings are averaged. A one-shot test then does
+    not hinge on where in the frame a single example was drawn. It costs that many forward
+    passes per image and changes no weight; wrap a trained net for evaluation only.
+
+    Args:
+        embedding_net: the trained embedding net G.
+        pixels: the largest shift in each direction (1 gives 9 copies).
+    """
+
+    def __init__(self, embedding_net: nn.Module, pixels: int = 1) -> None:
+        super().__init__()
+        if pixels < 0:
+            raise ValueError(f"pixels must be >= 0, got {pixels}")
+        self.embedding_net, self.pixels = embedding_net, pixels
+        self.output_dim = embedding_net.output_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The mean embedding of the shifted copies of a batch (N, C, H, W) -> (N, d)."""
+        layout = (torch.channels_last if x.is_contiguous(memory_format=torch.channels_last)
+                  else torch.contiguous_format)
+        offsets = range(-self.pixels, self.pixels + 1)
+        # one forward per shift, not one huge batch: the memory of a single batch suffices
+        total = sum(self.embedding_net(shift(x, dx, dy).contiguous(memory_format=layout)).float()
+                    for dx in offsets for dy in offsets)
+        return total / len(offsets) ** 2
 
 
 _NETS = {"EmbeddingNet": EmbeddingNet, "KochNet": KochNet}

@@ -41,6 +41,27 @@ class Measure:
     floor: float | None = None
     published: tuple[Published, ...] = field(default_factory=tuple)
 
+    def verdict(self, ours: float, pixels: float | None = None) -> str:
+        """Whether an accuracy (%) meets this measure: "yes", "no", or "no (... floor)".
+
+        A measure without a target asks to beat raw pixels: pass the pixel baseline (%).
+        """
+        if self.target is None:
+            if pixels is None:
+                raise ValueError(f"{self.key!r} has no target: pass the pixel accuracy to beat")
+            return "yes" if ours > pixels else "no"
+        if ours >= self.target:
+            return "yes"
+        if self.floor is None:
+            return "no"
+        return f"no ({'above' if ours >= self.floor else 'below'} the {self.floor:g}% floor)"
+
+    def target_text(self) -> str:
+        """The target in words, e.g. "≥ 95.5% (never below 92%)"."""
+        if self.target is None:
+            return "above pixels"
+        return f"≥ {self.target:g}%" + (f" (never below {self.floor:g}%)" if self.floor else "")
+
 
 #: The rows of the accuracy benchmark, in the order the results page shows them.
 MEASURES: tuple[Measure, ...] = (

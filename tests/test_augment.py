@@ -1,10 +1,11 @@
-"""RandomAffine: shape, reproducibility, that it distorts, and that p=0 is the identity."""
+"""RandomAffine: shape, reproducibility, that it distorts, and that p=0 is the identity; shift."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from siamese_lib.augment import RandomAffine
+from siamese_lib.augment import RandomAffine, shift
 
 
 def squares(n: int = 6, size: int = 20) -> torch.Tensor:
@@ -73,3 +74,34 @@ def test_pure_translation_moves_content_by_the_expected_amount() -> None:
     shift = (centre_out - centre_in).abs()
     assert shift.max() <= 0.1 * 40 + 0.5  # at most 10% of the size... plus interpolation
     assert shift.max() > 1.0  # and it does move
+
+
+def test_shift_moves_the_image_right_and_down_without_wrapping() -> None:
+    x = torch.zeros(1, 1, 5, 5)
+    x[0, 0, 1, 3] = 1.0
+    x[0, 0, 4, 4] = 2.0  # at the corner: a wrap-around would bring it back at (0, 0)
+    y = shift(x, dx=1, dy=-1)
+    assert y[0, 0, 0, 4] == 1.0
+    assert y[0, 0, 0, 0] == 0.0
+    assert y.sum() == 1.0  # the corner pixel left the frame to the right
+
+
+def test_shift_fills_with_the_edge_pixels() -> None:
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    y = shift(x, dx=2, dy=0)
+    assert torch.equal(y[0, 0, :, 2:], x[0, 0, :, :2])
+    assert torch.equal(y[0, 0, :, 0], x[0, 0, :, 0])
+    assert torch.equal(y[0, 0, :, 1], x[0, 0, :, 0])
+
+
+def test_shift_by_zero_keeps_the_batch_and_uint8_stays_uint8() -> None:
+    x = torch.randint(0, 255, (2, 1, 6, 6), dtype=torch.uint8)
+    assert shift(x, 0, 0) is x
+    assert shift(x, 1, 1).dtype == torch.uint8
+
+
+def test_shift_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="N, C, H, W"):
+        shift(torch.zeros(5, 5), 1, 0)
+    with pytest.raises(ValueError, match="leaves nothing"):
+        shift(torch.zeros(1, 1, 5, 5), 5, 0)

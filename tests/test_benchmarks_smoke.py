@@ -50,20 +50,24 @@ def test_quick_run_prints_every_table(capsys, monkeypatch):
 
     # a. training throughput: one row per pipeline, with a number in every column
     assert "a. Training throughput" in out
-    for label in ("seed-style Dataset + DataLoader", "siamese_lib pair_batches"):
+    for label in ("seed-style Dataset + DataLoader", "siamese_lib pair_batches",
+                  "seed's loop: its DataLoader, 2 forward calls, float32, contiguous"):
         cells = row(out, label)[len(label):].split()
         assert len(cells) == 6 and cells[-1].endswith("%"), cells
-    assert row(out, "speed-up of pair_batches over seed-style:")
+    assert row(out, "speed-up of the whole siamese_lib pipeline")
+    assert row(out, "speed-up of pair_batches over the seed-style DataLoader")
     assert row(out, "data share of a siamese_lib step:")
 
-    # b. evaluation: both methods, the same accuracy, and the agreement line
+    # b. evaluation: three methods, the same answers, and the one-query line
     assert "b. One-shot evaluation" in out
-    once = row(out, "embed once (embed_images + one_shot_accuracy)")
-    pairs = row(out, "twin network on every pair (SiameseNetwork.distance)")
     accuracy = re.compile(r"\d+\.\d ± \d+\.\d% \(n=\d+\)")
-    assert accuracy.search(once)[0] == accuracy.search(pairs)[0]
+    assert accuracy.search(row(out, "embed once (embed_images + one_shot_accuracy)"))
+    assert row(out, "twin network on every pair (SiameseNetwork.distance; timed on 4 episodes")
+    assert row(out, "one call per pair, the article's test loop (timed on 2 episodes")
     assert row(out, "speed-up of embed-once:")
-    assert "same accuracy: yes" in out
+    agree = re.search(r"same accuracy on the 4 timed episodes: yes .*agree on (\d+)/(\d+)", out)
+    assert agree and agree[1] == agree[2] == str(4 * speed.QUICK.n_way), out
+    assert row(out, "with ONE query per episode instead")
 
     # c. defaults: channels_last on/off x threads 1/2, bfloat16 on/off, three batch sizes,
     # plain PyTorch against the defaults, before/after

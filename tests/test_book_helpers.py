@@ -46,3 +46,21 @@ def test_api_page_documents_every_module() -> None:
     modules = {m.name for m in pkgutil.iter_modules(siamese_lib.__path__)} - {"__main__"}
     missing = sorted(m for m in modules if f".. automodule:: siamese_lib.{m}\n" not in api)
     assert not missing, f"book/api.md has no section for: {missing}"
+
+
+def test_measure_verdicts() -> None:
+    from siamese_lib.published import Measure
+
+    lake = Measure("k", "d", "r", "lake-runs", 95.5, floor=92.0)
+    assert lake.verdict(95.5) == "yes"
+    assert lake.verdict(93.0) == "no (above the 92% floor)"
+    assert lake.verdict(91.9) == "no (below the 92% floor)"
+    assert lake.target_text() == "≥ 95.5% (never below 92%)"
+    plain = Measure("k", "d", "r", "vinyals-5way", 99.0)
+    assert plain.verdict(98.9) == "no" and plain.target_text() == "≥ 99%"
+    open_ended = Measure("k", "d", "r", "omniglot-20way", None)
+    assert open_ended.verdict(30.0, pixels=22.0) == "yes"
+    assert open_ended.verdict(20.0, pixels=22.0) == "no"
+    assert open_ended.target_text() == "above pixels"
+    with pytest.raises(ValueError, match="pixel"):
+        open_ended.verdict(30.0)

@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from siamese_lib.nets import Classifier, EmbeddingNet, KochNet, SiameseNetwork, build_net
+from siamese_lib.augment import shift
+from siamese_lib.evaluate import embed_images
+from siamese_lib.nets import (
+    Classifier,
+    EmbeddingNet,
+    KochNet,
+    ShiftAveraged,
+    SiameseNetwork,
+    build_net,
+)
 
 
 def test_siamese_network_has_one_set_of_weights(tiny_net: EmbeddingNet) -> None:
@@ -151,3 +160,31 @@ def test_build_net_does_not_mutate_config() -> None:
 def test_build_net_rejects_unknown_name() -> None:
     with pytest.raises(ValueError, match="unknown network 'ResNet'"):
         build_net(dict(name="ResNet"))
+
+
+def test_shift_averaged_is_the_mean_over_every_shift(tiny_net: EmbeddingNet) -> None:
+    tiny_net.eval()
+    x = torch.rand(3, 1, tiny_net.input_size, tiny_net.input_size)
+    with torch.no_grad():
+        expected = torch.stack([tiny_net(shift(x, dx, dy)) for dx in (-1, 0, 1)
+                                for dy in (-1, 0, 1)]).mean(0)
+        got = ShiftAveraged(tiny_net, pixels=1)(x)
+    torch.testing.assert_close(got, expected)
+    assert not torch.allclose(got, tiny_net(x))  # the shifts change the embedding
+
+
+def test_shift_averaged_by_zero_pixels_is_the_net(tiny_net: EmbeddingNet) -> None:
+    tiny_net.eval()
+    x = torch.rand(2, 1, tiny_net.input_size, tiny_net.input_size)
+    with torch.no_grad():
+        torch.testing.assert_close(ShiftAveraged(tiny_net, pixels=0)(x), tiny_net(x))
+    with pytest.raises(ValueError, match="pixels"):
+        ShiftAveraged(tiny_net, pixels=-1)
+
+
+def test_shift_averaged_embeds_like_any_net(tiny_net: EmbeddingNet) -> None:
+    images = torch.randint(0, 255, (5, 1, tiny_net.input_size, tiny_net.input_size),
+                           dtype=torch.uint8)
+    wrapped = ShiftAveraged(tiny_net)
+    e = embed_images(wrapped, images, batch_size=2)
+    assert e.shape == (5, wrapped.output_dim) == (5, tiny_net.output_dim)
