@@ -102,22 +102,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.losses:
         protocols = ["lake-runs", "omniglot-20way", "omniglot-5way", "mnist-10way"]
         # the targets of the measures these tests share with the main table
-        targets = {m.protocol: m.target for m in MEASURES
+        targets = {m.protocol: m for m in MEASURES
                    if m.protocol in protocols and m.target is not None
                    and RECIPES[m.recipe].data == "omniglot-background"}
 
         def cell(acc: Accuracy, protocol: str) -> str:
-            text = percent(acc)
-            if protocol in targets:
-                text += " (met)" if 100 * acc.mean >= targets[protocol] else " (NO)"
-            return text
+            if protocol not in targets:
+                return percent(acc)
+            return f"{percent(acc)} (met: {targets[protocol].verdict(100 * acc.mean)})"
 
         rows = []
         for name in LOSS_COMPARISON:
             tm = model(name)
             rows.append([name, f"{tm.history.seconds:.0f}"]
                         + [cell(measure(tm, p, args.episodes), p) for p in protocols])
-        rows.append(["target", ""] + [f">= {targets[p]:g}" if p in targets else "-"
+        rows.append(["target", ""] + [targets[p].target_text() if p in targets else "-"
                                       for p in protocols])
         print()
         print(table(rows, ["recipe", "train s"] + protocols))

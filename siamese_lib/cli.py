@@ -8,11 +8,12 @@ Commands:
     train a recipe, or load it from the cache if it was trained before
     (:func:`~siamese_lib.recipes.load_model`); print the training time and the final
     validation metric; with ``--out``, also save a checkpoint there.
-``evaluate RECIPE_OR_CHECKPOINT [--data SET] [--episodes N] [--way N] [--shot K]``
+``evaluate RECIPE_OR_CHECKPOINT [--data SET] [--episodes N] [--way N] [--shot K] [--shifts P]``
     one-shot accuracy with its 95% confidence interval, over seeded N-way K-shot
     episodes (:class:`~siamese_lib.episodes.EpisodeSampler` and
     :func:`~siamese_lib.evaluate.one_shot_accuracy`) or over Lake et al.'s 20 official
-    runs (``--data lake-runs``, :func:`~siamese_lib.evaluate.lake_runs_accuracy`).
+    runs (``--data lake-runs``, :func:`~siamese_lib.evaluate.lake_runs_accuracy`);
+    ``--shifts P`` embeds with test-time shifts (:class:`~siamese_lib.nets.ShiftAveraged`).
 
 Mistakes (an unknown recipe, a missing file, a bad number, data that is not there)
 end with exit code 2 and a one-line message on stderr, not a traceback.
@@ -33,6 +34,7 @@ from torch import nn
 from .checkpoint import load_checkpoint, save_checkpoint
 from .episodes import EpisodeSampler
 from .evaluate import Accuracy, embed_images, lake_runs_accuracy, one_shot_accuracy
+from .nets import ShiftAveraged
 
 PROG = "python -m siamese_lib"
 
@@ -77,6 +79,11 @@ def _int_at_least(text: str, minimum: int, too_small: str) -> int:
 def _positive_int(text: str) -> int:
     """argparse type: a whole number >= 1."""
     return _int_at_least(text, 1, "expected a number >= 1")
+
+
+def _non_negative_int(text: str) -> int:
+    """argparse type: a whole number >= 0."""
+    return _int_at_least(text, 0, "expected a number >= 0")
 
 
 def _way(text: str) -> int:
@@ -149,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--query", type=_positive_int, default=1, metavar="Q",
                           help="query images per class (default: 1)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the episodes (default: 0)")
+    evaluate.add_argument("--shifts", type=_non_negative_int, default=0, metavar="P",
+                          help="average each embedding over the image shifted by up to P "
+                          "pixels, (2P+1)^2 copies (test-time augmentation; default: 0, off)")
     evaluate.add_argument("--device", type=_device, default=None,
                           help="cpu, cuda, cuda:N or mps (default: CUDA, then MPS, then CPU)")
     return parser
@@ -284,6 +294,14 @@ def _load_images(data: str, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     return images.images, images.labels
 
 
+def _with_shifts(net: nn.Module, pixels: int) -> nn.Module:
+    if not pixels:
+        return net
+    print(f"test-time shifts: up to {pixels} pixel(s), {(2 * pixels + 1) ** 2} copies per image "
+          "(ShiftAveraged)")
+    return ShiftAveraged(net, pixels)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Print the one-shot accuracy (with 95% CI) of a recipe's model or a checkpoint."""
     from .config import pick_device
@@ -297,7 +315,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         runs = load_lake_runs(size=_input_size(net))
         _check_fits(net, runs[0].train, data)
-        acc = lake_runs_accuracy(net, runs, similarity, device=device)
+        acc = lake_runs_accuracy(_with_shifts(net, args.shifts), runs, similarity, device=device)
         print(f"data: lake-runs (Lake et al.'s {len(runs)} official 20-way 1-shot runs; "
               "--episodes, --way, --shot and --query do not apply)")
         print(f"20-way 1-shot accuracy over {acc.n} trials: {acc}")
@@ -310,8 +328,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"--way {way} is more than the {n_classes} classes of {data}")
     sampler = EpisodeSampler(labels, way, args.shot, args.query, n_episodes=args.episodes,
                              seed=args.seed)
-    acc: Accuracy = one_shot_accuracy(embed_images(net, images, device=device), sampler,
-                                      similarity)
+    embeddings = embed_images(_with_shifts(net, args.shifts), images, device=device)
+    acc: Accuracy = one_shot_accuracy(embeddings, sampler, similarity)
     print(f"data: {data} ({len(images):,} images, {n_classes:,} classes)")
     print(f"{way}-way {args.shot}-shot accuracy over {acc.n} episodes "
           f"({args.query} {'query' if args.query == 1 else 'queries'} per class, seed "

@@ -93,6 +93,7 @@ def test_corrupt_checkpoint_is_exit_2(tmp_path, capsys):
         (["--shot", "-3"], "--shot"),
         (["--data", "cifar"], "--data"),
         (["--device", "warp-drive"], "--device"),
+        (["--shifts", "-1"], "--shifts"),
     ],
 )
 def test_bad_arguments_are_exit_2_in_one_line(args, fragment, tmp_path, capsys):
@@ -125,6 +126,20 @@ def test_evaluate_checkpoint_prints_accuracy_with_ci(tmp_path, capsys):
     assert 0 <= mean <= 100
     assert 0 < ci <= 100
     assert n == 50
+
+
+def test_evaluate_with_test_time_shifts(tmp_path, capsys):
+    need("omniglot-py", "images_evaluation")
+    ckpt = tiny_checkpoint(tmp_path / "tiny.pt")
+    argv = ["evaluate", str(ckpt), "--data", "omniglot-evaluation", "--episodes", "50",
+            "--way", "5", "--device", "cpu"]
+    assert cli.main(argv) == 0
+    assert ACCURACY.search(capsys.readouterr().out)
+    assert cli.main([*argv, "--shifts", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "test-time shifts: up to 1 pixel(s), 9 copies per image" in out
+    shifted = ACCURACY.search(out)
+    assert shifted and int(shifted[3]) == 50
 
 
 def test_way_larger_than_the_data_set_is_exit_2(tmp_path, capsys):
