@@ -49,9 +49,7 @@ class Recipe:
 
     Attributes:
         name: a short name, e.g. "omniglot-prototypical".
-        data: "mnist", "omniglot-background", "omniglot-background-rotations" (the same
-            characters, each rotated by 90/180/270 degrees as three new classes),
-            "omniglot-vinyals" or "att-faces".
+        data: "mnist", "omniglot-background", "omniglot-vinyals" or "att-faces".
         loss: "contrastive" (sampled pairs), "batch-contrastive", "koch", "triplet",
             "prototypical" or "cross-entropy" (a standard classifier).
         loss_kwargs: keyword arguments of the loss (e.g. ``{"margin": 1.0}``).
@@ -152,10 +150,6 @@ def training_data(name: str) -> TrainingData:
         held_out = bg.groups >= bg.groups.max() - 3  # the last 4 background alphabets validate
         return TrainingData(bg.images[~held_out], bg.labels[~held_out],
                             bg.images[held_out], bg.labels[held_out], bg.num_classes)
-    if name == "omniglot-background-rotations":
-        bg = training_data("omniglot-background")
-        images, labels = rotations_as_classes(bg.images, bg.labels, bg.num_classes)
-        return TrainingData(images, labels, bg.val_images, bg.val_labels, 4 * bg.num_classes)
     if name == "omniglot-vinyals":
         train, val = datasets.load_omniglot_vinyals("train"), datasets.load_omniglot_vinyals("val")
         return TrainingData(train.images, train.labels, val.images, val.labels, train.num_classes)
@@ -165,22 +159,8 @@ def training_data(name: str) -> TrainingData:
         return TrainingData(faces.images[~held_out], faces.labels[~held_out],
                             faces.images[held_out], faces.labels[held_out], faces.num_classes)
     raise ValueError(
-        f"unknown data {name!r}: use mnist, omniglot-background, omniglot-background-rotations, "
-        "omniglot-vinyals or att-faces"
+        f"unknown data {name!r}: use mnist, omniglot-background, omniglot-vinyals or att-faces"
     )
-
-
-def rotations_as_classes(
-    images: torch.Tensor, labels: torch.Tensor, num_classes: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each class also rotated by 90, 180 and 270 degrees, as three new classes.
-
-    The class augmentation of Vinyals et al. (2016): a rotated character is a character
-    no one wrote, so the training set gets 4x the classes. Class ``c`` rotated by
-    ``90 * k`` degrees gets label ``c + k * num_classes``.
-    """
-    rotated = [torch.rot90(images, k, dims=(2, 3)) for k in range(4)]
-    return torch.cat(rotated), torch.cat([labels + k * num_classes for k in range(4)])
 
 
 def _make_loss(recipe: Recipe, embedding_dim: int) -> nn.Module:
