@@ -157,22 +157,17 @@ class TripletLoss(nn.Module):
     averages every valid triplet that still violates the margin. Needs P x K batches
     with K >= 2.
 
-    ``soft=True`` replaces the hinge with the soft margin of Hermans et al.,
-    ``log(1 + exp(D(a, p) - D(a, n)))``: no margin to choose, and no triplet ever stops
-    pulling, since the loss is never exactly zero.
-
     Args:
-        margin: m > 0 (unused with ``soft=True``).
+        margin: m > 0.
         mining: "batch_hard" or "batch_all".
-        soft: use the soft margin instead of the hinge.
     """
 
-    def __init__(self, margin: float = 0.5, mining: str = "batch_hard", soft: bool = False) -> None:
+    def __init__(self, margin: float = 0.5, mining: str = "batch_hard") -> None:
         super().__init__()
         self.margin = _check_margin(margin)
         if mining not in ("batch_hard", "batch_all"):
             raise ValueError(f"mining must be 'batch_hard' or 'batch_all', got {mining!r}")
-        self.mining, self.soft = mining, soft
+        self.mining = mining
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Loss of a batch: embeddings (N, d) and class labels (N,)."""
@@ -190,19 +185,14 @@ class TripletLoss(nn.Module):
             hardest_pos = d.masked_fill(~positive, float("-inf")).amax(1)
             hardest_neg = d.masked_fill(~negative, float("inf")).amin(1)
             valid = positive.any(1) & negative.any(1)
-            return self._penalty(hardest_pos - hardest_neg)[valid].mean()
+            return F.relu(hardest_pos - hardest_neg + self.margin)[valid].mean()
         # batch_all: (anchor, positive, negative) via broadcasting
+        triplet = d[:, :, None] - d[:, None, :] + self.margin
         valid = positive[:, :, None] & negative[:, None, :]
-        losses = self._penalty((d[:, :, None] - d[:, None, :])[valid])
-        return losses.mean() if self.soft else _mean_or_zero(losses[losses > 0], embeddings)
-
-    def _penalty(self, gap: torch.Tensor) -> torch.Tensor:
-        """D(a, p) - D(a, n) -> the loss of each triplet."""
-        return F.softplus(gap) if self.soft else F.relu(gap + self.margin)
+        losses = F.relu(triplet[valid])
+        return _mean_or_zero(losses[losses > 0], embeddings)
 
     def extra_repr(self) -> str:
-        if self.soft:
-            return f"soft margin, mining={self.mining!r}"
         return f"margin={self.margin}, mining={self.mining!r}"
 
 

@@ -215,33 +215,6 @@ def test_triplet_batch_all_matches_hand_loop() -> None:
     assert got.item() == pytest.approx(sum(violating) / len(violating), rel=1e-4)
 
 
-@pytest.mark.parametrize("mining", ["batch_hard", "batch_all"])
-def test_triplet_soft_margin_matches_hand_loop(mining: str) -> None:
-    torch.manual_seed(4)
-    e = torch.randn(8, 2)
-    labels = [0, 1, 0, 2, 1, 2, 0, 1]
-    softplus = lambda x: math.log1p(math.exp(x))  # noqa: E731
-    if mining == "batch_all":
-        terms = [softplus(dist(e[a], e[p]) - dist(e[a], e[q])) for a, p, q in triplets(labels)]
-    else:
-        terms = []
-        for a in range(len(labels)):
-            pos = [dist(e[a], e[p]) for p in range(8) if p != a and labels[p] == labels[a]]
-            neg = [dist(e[a], e[q]) for q in range(8) if labels[q] != labels[a]]
-            terms.append(softplus(max(pos) - min(neg)))
-    got = TripletLoss(mining=mining, soft=True)(e, torch.tensor(labels))
-    assert got.item() == pytest.approx(sum(terms) / len(terms), rel=1e-4)
-
-
-def test_triplet_soft_margin_keeps_pulling_satisfied_triplets() -> None:
-    e = torch.tensor([[0.0], [0.1], [10.0], [10.1]], requires_grad=True)
-    hinge = TripletLoss(0.5)(e, torch.tensor([0, 0, 1, 1]))
-    soft = TripletLoss(soft=True)(e, torch.tensor([0, 0, 1, 1]))
-    assert hinge.item() == 0.0 and soft.item() > 0
-    soft.backward()
-    assert e.grad.abs().sum() > 0
-
-
 def test_triplet_batch_all_zero_when_every_triplet_satisfied() -> None:
     e = torch.tensor([[0.0], [0.1], [10.0], [10.1]], requires_grad=True)
     loss = TripletLoss(0.5, mining="batch_all")(e, torch.tensor([0, 0, 1, 1]))
