@@ -82,7 +82,7 @@ MEASURES: tuple[Measure, ...] = (
                 Published("Matching Networks", 98.1, "vinyals2016matching"),
                 Published("Prototypical Networks", 98.8, "snell2017prototypical"))),
     Measure("omniglot-to-mnist", "Trained on Omniglot, 10-way 1-shot on MNIST",
-            "omniglot-prototypical", "mnist-10way", 80.0, published=(
+            "omniglot-prototypical-thickened", "mnist-10way", 80.0, published=(
                 Published("Koch et al. Siamese net", 70.3, "koch2015siamese"),
                 Published("1-nearest-neighbour (pixels)", 26.5, "koch2015siamese"))),
     Measure("mnist-verification", "MNIST same/different on test pairs, threshold from "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from siamese_lib.augment import RandomAffine, shift
+from siamese_lib.augment import RandomAffine, RandomThickening, shift
 
 
 def squares(n: int = 6, size: int = 20) -> torch.Tensor:
@@ -105,3 +105,26 @@ def test_shift_rejects_bad_input() -> None:
         shift(torch.zeros(5, 5), 1, 0)
     with pytest.raises(ValueError, match="leaves nothing"):
         shift(torch.zeros(1, 1, 5, 5), 5, 0)
+
+
+def test_thickening_grows_a_dot_into_a_3x3_block() -> None:
+    x = torch.zeros(2, 1, 7, 7)
+    x[:, 0, 3, 3] = 0.8
+    y = RandomThickening(p=1.0)(x, gen(0))
+    expected = torch.zeros(7, 7)
+    expected[2:5, 2:5] = 0.8
+    assert torch.equal(y[0, 0], expected) and torch.equal(y[1, 0], expected)
+    assert torch.equal(RandomThickening(p=0.0)(x, gen(0)), x)
+
+
+def test_thickening_picks_a_reproducible_share_of_the_batch() -> None:
+    x = squares(n=400)
+    a = RandomThickening(p=0.5)(x, gen(7))
+    assert torch.equal(a, RandomThickening(p=0.5)(x, gen(7)))
+    thickened = (a.sum((1, 2, 3)) > x.sum((1, 2, 3))).float().mean().item()
+    assert 0.4 < thickened < 0.6
+
+
+def test_thickening_rejects_a_bad_probability() -> None:
+    with pytest.raises(ValueError, match="probability"):
+        RandomThickening(p=1.5)
