@@ -4,8 +4,9 @@ with their targets and published figures.
 Run ``python -m benchmarks.accuracy`` from the repository root. ``--budget long`` (the
 default) trains each recipe for ``--scale`` times the book's steps, which is meant to fit
 8 CPU-minutes per model on a 2-core machine; ``--budget book`` measures the book's own
-models. Models come from the recipe cache when they were trained before. Each N-way test
-averages ``--episodes`` episodes and is printed with its 95% confidence interval. Every
+models. Models come from the recipe cache when they were trained before. Each one-shot
+accuracy pools ``--seeds`` independent sets of ``--episodes`` episodes (one embedding of the
+test set serves them all) and is printed with its 95% confidence interval. Every
 measure is also taken with test-time shifts (:class:`~siamese_lib.nets.ShiftAveraged`:
 each image embedded at the 9 one-pixel translations and the embeddings averaged), in a
 column of its own; ``--shifts 0`` skips it.
@@ -32,16 +33,19 @@ def long_recipe(name: str, scale: float) -> Recipe:
     return recipe.scaled(scale, name=f"{name}-x{scale:g}", augment=augment or recipe.augment)
 
 
-def measure(tm: TrainedModel | None, protocol: str, episodes: int, shifts: int = 0) -> Accuracy:
+def measure(
+    tm: TrainedModel | None, protocol: str, episodes: int, seeds: int, shifts: int = 0
+) -> Accuracy:
     """A protocol's accuracy (``tm=None``: raw pixels), optionally with test-time shifts.
 
-    All ``episodes`` are drawn with one seed, so each test set is embedded once.
+    ``seeds`` sets of ``episodes`` episodes, drawn from one embedding of the test set and
+    pooled.
     """
     net = None if tm is None else tm.embedding_net
     if net is not None and shifts:
         net = ShiftAveraged(net, shifts)
     similarity = None if tm is None else tm.similarity
-    return evaluate_protocols(net, [protocol], similarity, episodes, seed=0)[protocol]
+    return evaluate_protocols(net, [protocol], similarity, episodes, seed=range(seeds))[protocol]
 
 
 def percent(acc: Accuracy, digits: int = 1) -> str:
@@ -61,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.accuracy", description=__doc__)
     parser.add_argument("--budget", choices=["long", "book"], default="long")
     parser.add_argument("--scale", type=float, default=8.0, help="steps x the book's (long)")
-    parser.add_argument("--episodes", type=int, default=3000, help="episodes per N-way test")
+    parser.add_argument("--seeds", type=int, default=3, help="sets of episodes per measure")
+    parser.add_argument("--episodes", type=int, default=1000, help="episodes per set")
     parser.add_argument("--shifts", type=int, default=1,
                         help="also measure with test-time shifts of up to this many pixels "
                              "(ShiftAveraged; 0: skip)")
@@ -81,9 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = []
     for m in MEASURES:
         tm = model(m.recipe)
-        acc = measure(tm, m.protocol, args.episodes)
-        shifted = measure(tm, m.protocol, args.episodes, args.shifts) if args.shifts else None
-        pixels = measure(None, m.protocol, args.episodes) if m.target is None else None
+        acc = measure(tm, m.protocol, args.episodes, args.seeds)
+        shifted = (measure(tm, m.protocol, args.episodes, args.seeds, args.shifts)
+                   if args.shifts else None)
+        pixels = measure(None, m.protocol, args.episodes, args.seeds) if m.target is None else None
         baseline = None if pixels is None else 100 * pixels.mean
         published = "; ".join(f"{p.method} {p.accuracy:.1f}" for p in m.published)
         if pixels is not None:
@@ -115,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in LOSS_COMPARISON:
             tm = model(name)
             rows.append([name, f"{tm.history.seconds:.0f}"]
-                        + [cell(measure(tm, p, args.episodes), p) for p in protocols])
+                        + [cell(measure(tm, p, args.episodes, args.seeds), p) for p in protocols])
         rows.append(["target", ""] + [targets[p].target_text() if p in targets else "-"
                                       for p in protocols])
         print()

@@ -1,13 +1,14 @@
 """The standard one-shot tests, by name, so every page and benchmark runs them the same way.
 
-Each protocol embeds its images once with the model, draws its episodes with a fixed
-seed (the same episodes for every model) and returns an :class:`~siamese_lib.evaluate.Accuracy`
+Each protocol embeds its images once with the model, draws its episodes with fixed
+seeds (the same episodes for every model) and returns an :class:`~siamese_lib.evaluate.Accuracy`
 with its 95% confidence interval.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -34,46 +35,66 @@ class Protocol:
     Attributes:
         name: short key, e.g. "lake-runs".
         description: the protocol in words, for tables.
-        run: ``(embedding net or None for pixels, similarity, n_episodes, seed) -> Accuracy``.
+        run: ``(embedding net or None for pixels, similarity, n_episodes, seeds) -> Accuracy``;
+            one set of episodes (or pairs) per seed, the images embedded once.
     """
 
     name: str
     description: str
-    run: Callable[[nn.Module | None, Similarity | None, int, int], Accuracy]
+    run: Callable[[nn.Module | None, Similarity | None, int, Sequence[int]], Accuracy]
+
+
+def pool(accuracies: Sequence[Accuracy]) -> Accuracy:
+    """One accuracy from independent, equal-sized runs: their mean, and the confidence
+    interval of the mean over all their episodes together."""
+    k = len(accuracies)
+    if k == 0:
+        raise ValueError("pool needs at least one accuracy")
+    mean = sum(a.mean for a in accuracies) / k
+    ci95 = math.sqrt(sum(a.ci95**2 for a in accuracies)) / k
+    return Accuracy(mean, ci95, sum(a.n for a in accuracies))
 
 
 def _episodes(
     load: Callable[[], datasets.ImageSet], n_way: int, same_group: bool = False
-) -> Callable[[nn.Module | None, Similarity | None, int, int], Accuracy]:
-    def run(net, similarity, n_episodes, seed):
+) -> Callable[[nn.Module | None, Similarity | None, int, Sequence[int]], Accuracy]:
+    def run(net, similarity, n_episodes, seeds):
         images = load()
-        sampler = EpisodeSampler(images.labels, n_way, 1, 1, n_episodes, seed=seed,
-                                 groups=images.groups, same_group=same_group)
-        return one_shot_accuracy(embed_images(net, images.images), sampler, similarity)
+        embeddings = embed_images(net, images.images)
+        return pool([
+            one_shot_accuracy(embeddings, EpisodeSampler(
+                images.labels, n_way, 1, 1, n_episodes, seed=seed, groups=images.groups,
+                same_group=same_group), similarity)
+            for seed in seeds
+        ])
 
     return run
 
 
-def _lake(net, similarity, n_episodes, seed):
+def _lake(net, similarity, n_episodes, seeds):
+    # 400 fixed trials: every seed would draw the same ones
     return lake_runs_accuracy(net, datasets.load_lake_runs(), similarity)
 
 
-def _mnist_verification(net, similarity, n_episodes, seed, n_pairs: int = 10000):
+def _mnist_verification(net, similarity, n_episodes, seeds, n_pairs: int = 10000):
     """Threshold on pairs of held-out training digits, accuracy on pairs of test digits."""
     if net is None or similarity is not None:
         raise ValueError("MNIST verification needs a distance model (not pixels or a Koch head)")
     train, test = datasets.load_mnist(train=True), datasets.load_mnist(train=False)
+    val_labels = train.labels[50000:]
+    e_val, e_test = embed_images(net, train.images[50000:]), embed_images(net, test.images)
 
-    def distances(images: torch.Tensor, labels: torch.Tensor, s: int):
+    def distances(e: torch.Tensor, labels: torch.Tensor, s: int):
         i, j, y = PairSampler(labels, seed=s).sample(n_pairs)
-        e = embed_images(net, images)
         return (rows(e, i) - rows(e, j)).norm(dim=1), y
 
-    d_val, y_val = distances(train.images[50000:], train.labels[50000:], seed)
-    threshold = best_threshold(d_val, y_val)
-    d, y = distances(test.images, test.labels, seed + 1)
-    correct = ((d <= threshold) == (y == 0)).double()
-    return mean_ci95(correct)
+    runs = []
+    for seed in seeds:
+        d_val, y_val = distances(e_val, val_labels, seed)
+        threshold = best_threshold(d_val, y_val)
+        d, y = distances(e_test, test.labels, seed + 1)
+        runs.append(mean_ci95(((d <= threshold) == (y == 0)).double()))
+    return pool(runs)
 
 
 def _evaluation() -> datasets.ImageSet:
@@ -116,12 +137,19 @@ def evaluate_protocols(
     names: Iterable[str],
     similarity: Similarity | None = None,
     n_episodes: int = 1000,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
 ) -> dict[str, Accuracy]:
-    """Run the named protocols on one model (``net=None``: the pixel 1-nearest-neighbour baseline)."""
+    """Run the named protocols on one model (``net=None``: the pixel 1-nearest-neighbour baseline).
+
+    ``seed`` may be several seeds: each draws its own ``n_episodes`` episodes (or pairs)
+    from one embedding of the images, and the results are pooled (see :func:`pool`).
+    """
+    seeds = (seed,) if isinstance(seed, int) else tuple(seed)
+    if not seeds:
+        raise ValueError("seed must be an int or a non-empty sequence of ints")
     results = {}
     for name in names:
         if name not in PROTOCOLS:
             raise KeyError(f"unknown protocol {name!r}; known: {sorted(PROTOCOLS)}")
-        results[name] = PROTOCOLS[name].run(net, similarity, n_episodes, seed)
+        results[name] = PROTOCOLS[name].run(net, similarity, n_episodes, seeds)
     return results

@@ -1,0 +1,39 @@
+"""Protocols: several seeds pool into one accuracy, from one embedding of the test set."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from siamese_lib.config import data_root
+from siamese_lib.evaluate import Accuracy
+from siamese_lib.protocols import evaluate_protocols, pool
+
+
+def test_pool_by_hand() -> None:
+    runs = [Accuracy(0.5, 0.06, 100), Accuracy(0.7, 0.08, 100)]
+    pooled = pool(runs)
+    assert pooled.mean == pytest.approx(0.6)
+    assert pooled.ci95 == pytest.approx(math.sqrt(0.06**2 + 0.08**2) / 2)
+    assert pooled.n == 200
+    assert pool(runs[:1]) == runs[0]
+    with pytest.raises(ValueError, match="at least one"):
+        pool([])
+
+
+def test_several_seeds_pool_the_runs_of_each_seed() -> None:
+    if not (data_root() / "omniglot-py" / "images_evaluation").exists():
+        pytest.skip("Omniglot not found; set SIAMESE_LIB_DATA to the folder of shared/data")
+    one = [evaluate_protocols(None, ["omniglot-5way"], n_episodes=40, seed=s)["omniglot-5way"]
+           for s in (3, 4)]
+    both = evaluate_protocols(None, ["omniglot-5way"], n_episodes=40, seed=[3, 4])["omniglot-5way"]
+    assert one[0].mean != one[1].mean  # the seeds draw different episodes
+    assert both == pool(one) and both.n == 80
+
+
+def test_bad_seeds_and_names() -> None:
+    with pytest.raises(ValueError, match="non-empty"):
+        evaluate_protocols(None, ["omniglot-5way"], seed=[])
+    with pytest.raises(KeyError, match="lake-runs"):
+        evaluate_protocols(None, ["no-such-test"])
