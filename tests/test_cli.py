@@ -112,12 +112,16 @@ def test_help_is_exit_0(capsys):
     assert "--episodes" in capsys.readouterr().out
 
 
-def test_evaluate_checkpoint_prints_accuracy_with_ci(tmp_path, capsys):
+def five_way_argv(tmp_path) -> list[str]:
+    """``evaluate`` of a tiny checkpoint on 50 5-way Omniglot episodes (skips without data)."""
     need("omniglot-py", "images_evaluation")
     ckpt = tiny_checkpoint(tmp_path / "tiny.pt")
-    argv = ["evaluate", str(ckpt), "--data", "omniglot-evaluation", "--episodes", "50",
+    return ["evaluate", str(ckpt), "--data", "omniglot-evaluation", "--episodes", "50",
             "--way", "5", "--device", "cpu"]
-    assert cli.main(argv) == 0
+
+
+def test_evaluate_checkpoint_prints_accuracy_with_ci(tmp_path, capsys):
+    assert cli.main(five_way_argv(tmp_path)) == 0
     out = capsys.readouterr().out
     assert "5-way 1-shot" in out
     match = ACCURACY.search(out)
@@ -129,10 +133,7 @@ def test_evaluate_checkpoint_prints_accuracy_with_ci(tmp_path, capsys):
 
 
 def test_evaluate_with_test_time_shifts(tmp_path, capsys):
-    need("omniglot-py", "images_evaluation")
-    ckpt = tiny_checkpoint(tmp_path / "tiny.pt")
-    argv = ["evaluate", str(ckpt), "--data", "omniglot-evaluation", "--episodes", "50",
-            "--way", "5", "--device", "cpu"]
+    argv = five_way_argv(tmp_path)
     assert cli.main(argv) == 0
     assert ACCURACY.search(capsys.readouterr().out)
     assert cli.main([*argv, "--shifts", "1"]) == 0
