@@ -24,6 +24,8 @@ from siamese_lib.protocols import evaluate_protocols
 from siamese_lib.published import MEASURES
 from siamese_lib.recipes import LOSS_COMPARISON, RECIPES, Recipe, TrainedModel, load_model
 
+from .tables import format_table
+
 
 def long_recipe(name: str, scale: float) -> Recipe:
     """The book's recipe with ``scale`` times the steps, under its own name (Omniglot: augmented)."""
@@ -46,18 +48,6 @@ def measure(
         net = ShiftAveraged(net, shifts)
     similarity = None if tm is None else tm.similarity
     return evaluate_protocols(net, [protocol], similarity, episodes, seed=range(seeds))[protocol]
-
-
-def percent(acc: Accuracy, digits: int = 1) -> str:
-    """``Accuracy`` -> "95.4 ± 0.2" (``digits`` decimals)."""
-    return f"{100 * acc.mean:.{digits}f} ± {100 * acc.ci95:.{digits}f}"
-
-
-def table(rows: list[list[str]], headers: list[str]) -> str:
-    """Plain-text aligned table."""
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=True)]
-    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
-    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,17 +83,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         baseline = None if pixels is None else 100 * pixels.mean
         published = "; ".join(f"{p.method} {p.accuracy:.1f}" for p in m.published)
         if pixels is not None:
-            published = f"pixel 1-NN (measured) {percent(pixels)}"
+            published = f"pixel 1-NN (measured) {pixels.percent()}"
         # two decimals: a target missed by 0.03 points must not print as reached
-        row = [m.description[:60], m.recipe, percent(acc, 2), m.verdict(100 * acc.mean, baseline)]
+        row = [m.description[:60], m.recipe, acc.percent(2), m.verdict(100 * acc.mean, baseline)]
         if shifted is not None:
-            row += [percent(shifted, 2), m.verdict(100 * shifted.mean, baseline)]
+            row += [shifted.percent(2), m.verdict(100 * shifted.mean, baseline)]
         rows.append(row + [m.target_text(), published])
     headers = ["measure", "recipe", "ours (%)", "met"]
     if args.shifts:
         headers += [f"shift-averaged, ±{args.shifts} px (%)", "met"]
     print()
-    print(table(rows, headers + ["target", "published (%)"]))
+    print(format_table(headers + ["target", "published (%)"], rows))
 
     if args.losses:
         protocols = ["lake-runs", "omniglot-20way", "omniglot-5way", "mnist-10way"]
@@ -114,8 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         def cell(acc: Accuracy, protocol: str) -> str:
             if protocol not in targets:
-                return percent(acc)
-            return f"{percent(acc)} (met: {targets[protocol].verdict(100 * acc.mean)})"
+                return acc.percent()
+            return f"{acc.percent()} (met: {targets[protocol].verdict(100 * acc.mean)})"
 
         rows = []
         for name in LOSS_COMPARISON:
@@ -125,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.append(["target", ""] + [targets[p].target_text() if p in targets else "-"
                                       for p in protocols])
         print()
-        print(table(rows, ["recipe", "train s"] + protocols))
+        print(format_table(["recipe", "train s"] + protocols, rows))
     return 0
 
 

@@ -66,6 +66,7 @@ from siamese_lib.pairs import pair_batches, to_float
 from siamese_lib.train import autocast, autocast_dtype, fit, use_channels_last
 
 from .seed_style import SeedStyleTwin, seed_style_loader
+from .tables import format_table
 
 SECTIONS = ("training", "evaluation", "defaults")
 ALONE_FACTOR = 4  # batches drawn without training, per optimiser step timed
@@ -140,21 +141,6 @@ TORCH_DEFAULT_THREADS = torch.get_num_threads()
 def median(values: Sequence[float]) -> float:
     """The median, or NaN for no values."""
     return statistics.median(values) if values else float("nan")
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A plain-text table: first column left-aligned, the others right-aligned."""
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-
-    def line(cells: Sequence[str]) -> str:
-        parts = [
-            str(c).ljust(w) if i == 0 else str(c).rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ]
-        return "  ".join(parts).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
 
 
 def _times(ratio: float) -> str:

@@ -38,8 +38,12 @@ class Accuracy:
     ci95: float
     n: int
 
+    def percent(self, digits: int = 1) -> str:
+        """The mean and interval in percent: ``"95.4 ± 0.2"`` (``digits`` decimals)."""
+        return f"{100 * self.mean:.{digits}f} ± {100 * self.ci95:.{digits}f}"
+
     def __str__(self) -> str:
-        return f"{100 * self.mean:.1f} ± {100 * self.ci95:.1f}% (n={self.n})"
+        return f"{self.percent()}% (n={self.n})"
 
 
 def mean_ci95(values: torch.Tensor) -> Accuracy:

@@ -21,6 +21,17 @@ if str(ROOT) not in sys.path:  # benchmarks/ is a folder of the repository, not 
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import speed  # noqa: E402
+from benchmarks.tables import format_table  # noqa: E402
+
+
+def test_format_table_aligns_columns() -> None:
+    text = format_table(["name", "pairs/s"], [["a", "1,049"], ["longer name", "9"]])
+    assert text.splitlines() == [
+        "name         pairs/s",
+        "-----------  -------",
+        "a              1,049",
+        "longer name        9",
+    ]
 
 
 def need(*parts: str) -> Path:

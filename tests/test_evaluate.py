@@ -71,6 +71,7 @@ def test_mean_ci95_by_hand() -> None:
     assert acc.ci95 == pytest.approx(0.49)
     assert acc.n == 4
     assert str(acc) == "75.0 ± 49.0% (n=4)"
+    assert acc.percent(2) == "75.00 ± 49.00"
     single = mean_ci95(torch.tensor([1.0]))
     assert (single.mean, single.ci95, single.n) == (1.0, 0.0, 1)
 
