@@ -93,7 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.shifts:
         headers += [f"shift-averaged, ±{args.shifts} px (%)", "met"]
     print()
-    print(format_table(headers + ["target", "published (%)"], rows))
+    align = "llrl" + ("rl" if args.shifts else "") + "ll"
+    print(format_table(headers + ["target", "published (%)"], rows, align))
 
     if args.losses:
         protocols = ["lake-runs", "omniglot-20way", "omniglot-5way", "mnist-10way"]
@@ -115,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.append(["target", ""] + [targets[p].target_text() if p in targets else "-"
                                       for p in protocols])
         print()
-        print(format_table(["recipe", "train s"] + protocols, rows))
+        print(format_table(["recipe", "train s"] + protocols, rows, "l" + "r" * (1 + len(protocols))))
     return 0
 
 

@@ -32,6 +32,10 @@ def test_format_table_aligns_columns() -> None:
         "a              1,049",
         "longer name        9",
     ]
+    left = format_table(["a", "b"], [["x", "yy"]], align="ll")
+    assert left.splitlines()[-1] == "x  yy"
+    with pytest.raises(ValueError, match="one 'l' or 'r' per column"):
+        format_table(["a", "b"], [["x", "y"]], align="l")
 
 
 def need(*parts: str) -> Path:
