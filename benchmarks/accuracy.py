@@ -36,18 +36,18 @@ def long_recipe(name: str, scale: float) -> Recipe:
 
 
 def measure(
-    tm: TrainedModel | None, protocol: str, episodes: int, seeds: int, shifts: int = 0
-) -> Accuracy:
-    """A protocol's accuracy (``tm=None``: raw pixels), optionally with test-time shifts.
+    tm: TrainedModel | None, protocols: Sequence[str], episodes: int, seeds: int, shifts: int = 0
+) -> dict[str, Accuracy]:
+    """One model's accuracies (``tm=None``: raw pixels), optionally with test-time shifts.
 
-    ``seeds`` sets of ``episodes`` episodes, drawn from one embedding of the test set and
-    pooled.
+    Each test set is embedded once for all the protocols that use it; ``seeds`` sets of
+    ``episodes`` episodes are drawn from that embedding and pooled.
     """
     net = None if tm is None else tm.embedding_net
     if net is not None and shifts:
         net = ShiftAveraged(net, shifts)
     similarity = None if tm is None else tm.similarity
-    return evaluate_protocols(net, [protocol], similarity, episodes, seed=range(seeds))[protocol]
+    return evaluate_protocols(net, protocols, similarity, episodes, seed=range(seeds))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,21 +73,29 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{tm.history.seconds:.0f} s of training ({origin})", flush=True)
         return tm
 
+    protocols_of: dict[str, list[str]] = {}  # recipe -> its measures' protocols
+    for m in MEASURES:
+        protocols_of.setdefault(m.recipe, []).append(m.protocol)
+    plain, shifted = {}, {}
+    for name, protocols in protocols_of.items():
+        tm = model(name)
+        plain[name] = measure(tm, protocols, args.episodes, args.seeds)
+        if args.shifts:
+            shifted[name] = measure(tm, protocols, args.episodes, args.seeds, args.shifts)
+    pixels = measure(None, [m.protocol for m in MEASURES if m.target is None],
+                     args.episodes, args.seeds)
+
     rows = []
     for m in MEASURES:
-        tm = model(m.recipe)
-        acc = measure(tm, m.protocol, args.episodes, args.seeds)
-        shifted = (measure(tm, m.protocol, args.episodes, args.seeds, args.shifts)
-                   if args.shifts else None)
-        pixels = measure(None, m.protocol, args.episodes, args.seeds) if m.target is None else None
-        baseline = None if pixels is None else 100 * pixels.mean
-        published = "; ".join(f"{p.method} {p.accuracy:.1f}" for p in m.published)
-        if pixels is not None:
-            published = f"pixel 1-NN (measured) {pixels.percent()}"
+        acc = plain[m.recipe][m.protocol]
+        baseline = 100 * pixels[m.protocol].mean if m.target is None else None
+        published = (f"pixel 1-NN (measured) {pixels[m.protocol].percent()}" if m.target is None
+                     else "; ".join(f"{p.method} {p.accuracy:.1f}" for p in m.published))
         # two decimals: a target missed by 0.03 points must not print as reached
         row = [m.description[:60], m.recipe, acc.percent(2), m.verdict(100 * acc.mean, baseline)]
-        if shifted is not None:
-            row += [shifted.percent(2), m.verdict(100 * shifted.mean, baseline)]
+        if args.shifts:
+            moved = shifted[m.recipe][m.protocol]
+            row += [moved.percent(2), m.verdict(100 * moved.mean, baseline)]
         rows.append(row + [m.target_text(), published])
     headers = ["measure", "recipe", "ours (%)", "met"]
     if args.shifts:
@@ -111,8 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = []
         for name in LOSS_COMPARISON:
             tm = model(name)
-            rows.append([name, f"{tm.history.seconds:.0f}"]
-                        + [cell(measure(tm, p, args.episodes, args.seeds), p) for p in protocols])
+            accs = measure(tm, protocols, args.episodes, args.seeds)
+            rows.append([name, f"{tm.history.seconds:.0f}"] + [cell(accs[p], p) for p in protocols])
         rows.append(["target", ""] + [targets[p].target_text() if p in targets else "-"
                                       for p in protocols])
         print()

@@ -35,13 +35,32 @@ class Protocol:
     Attributes:
         name: short key, e.g. "lake-runs".
         description: the protocol in words, for tables.
-        run: ``(embedding net or None for pixels, similarity, n_episodes, seeds) -> Accuracy``;
+        run: ``(embedded test sets, similarity, n_episodes, seeds) -> Accuracy``;
             one set of episodes (or pairs) per seed, the images embedded once.
     """
 
     name: str
     description: str
-    run: Callable[[nn.Module | None, Similarity | None, int, Sequence[int]], Accuracy]
+    run: Callable[[_Embedded, Similarity | None, int, Sequence[int]], Accuracy]
+
+
+class _Embedded:
+    """One model's embeddings of the test sets, each set embedded at most once.
+
+    Protocols on the same images (20- and 5-way, say) share them within one
+    :func:`evaluate_protocols` call.
+    """
+
+    def __init__(self, net: nn.Module | None) -> None:
+        self.net = net  # None: raw pixels
+        self._sets: dict[Callable[[], datasets.ImageSet], tuple[datasets.ImageSet, torch.Tensor]] = {}
+
+    def __call__(self, load: Callable[[], datasets.ImageSet]) -> tuple[datasets.ImageSet, torch.Tensor]:
+        """The images ``load`` returns, and their embeddings."""
+        if load not in self._sets:
+            images = load()
+            self._sets[load] = images, embed_images(self.net, images.images)
+        return self._sets[load]
 
 
 def pool(accuracies: Sequence[Accuracy]) -> Accuracy:
@@ -57,10 +76,9 @@ def pool(accuracies: Sequence[Accuracy]) -> Accuracy:
 
 def _episodes(
     load: Callable[[], datasets.ImageSet], n_way: int, same_group: bool = False
-) -> Callable[[nn.Module | None, Similarity | None, int, Sequence[int]], Accuracy]:
-    def run(net, similarity, n_episodes, seeds):
-        images = load()
-        embeddings = embed_images(net, images.images)
+) -> Callable[[_Embedded, Similarity | None, int, Sequence[int]], Accuracy]:
+    def run(embedded, similarity, n_episodes, seeds):
+        images, embeddings = embedded(load)
         return pool([
             one_shot_accuracy(embeddings, EpisodeSampler(
                 images.labels, n_way, 1, 1, n_episodes, seed=seed, groups=images.groups,
@@ -71,18 +89,18 @@ def _episodes(
     return run
 
 
-def _lake(net, similarity, n_episodes, seeds):
+def _lake(embedded, similarity, n_episodes, seeds):
     # 400 fixed trials: every seed would draw the same ones
-    return lake_runs_accuracy(net, datasets.load_lake_runs(), similarity)
+    return lake_runs_accuracy(embedded.net, datasets.load_lake_runs(), similarity)
 
 
-def _mnist_verification(net, similarity, n_episodes, seeds, n_pairs: int = 10000):
+def _mnist_verification(embedded, similarity, n_episodes, seeds, n_pairs: int = 10000):
     """Threshold on pairs of held-out training digits, accuracy on pairs of test digits."""
-    if net is None or similarity is not None:
+    if embedded.net is None or similarity is not None:
         raise ValueError("MNIST verification needs a distance model (not pixels or a Koch head)")
-    train, test = datasets.load_mnist(train=True), datasets.load_mnist(train=False)
-    val_labels = train.labels[50000:]
-    e_val, e_test = embed_images(net, train.images[50000:]), embed_images(net, test.images)
+    train = datasets.load_mnist(train=True)
+    val_labels, e_val = train.labels[50000:], embed_images(embedded.net, train.images[50000:])
+    test, e_test = embedded(_mnist_test)  # shared with mnist-10way
 
     def distances(e: torch.Tensor, labels: torch.Tensor, s: int):
         i, j, y = PairSampler(labels, seed=s).sample(n_pairs)
@@ -141,15 +159,16 @@ def evaluate_protocols(
 ) -> dict[str, Accuracy]:
     """Run the named protocols on one model (``net=None``: the pixel 1-nearest-neighbour baseline).
 
-    ``seed`` may be several seeds: each draws its own ``n_episodes`` episodes (or pairs)
-    from one embedding of the images, and the results are pooled (see :func:`pool`).
+    Each test set is embedded once, however many of the named protocols use it. ``seed``
+    may be several seeds: each draws its own ``n_episodes`` episodes (or pairs) from that one
+    embedding, and the results are pooled (see :func:`pool`).
     """
     seeds = (seed,) if isinstance(seed, int) else tuple(seed)
     if not seeds:
         raise ValueError("seed must be an int or a non-empty sequence of ints")
-    results = {}
+    embedded, results = _Embedded(net), {}
     for name in names:
         if name not in PROTOCOLS:
             raise KeyError(f"unknown protocol {name!r}; known: {sorted(PROTOCOLS)}")
-        results[name] = PROTOCOLS[name].run(net, similarity, n_episodes, seeds)
+        results[name] = PROTOCOLS[name].run(embedded, similarity, n_episodes, seeds)
     return results

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
+from torch import nn
 
 from siamese_lib.config import data_root
 from siamese_lib.evaluate import Accuracy
@@ -37,3 +39,26 @@ def test_bad_seeds_and_names() -> None:
         evaluate_protocols(None, ["omniglot-5way"], seed=[])
     with pytest.raises(KeyError, match="lake-runs"):
         evaluate_protocols(None, ["no-such-test"])
+
+
+def test_protocols_on_one_test_set_embed_it_once() -> None:
+    if not (data_root() / "omniglot-py" / "images_evaluation").exists():
+        pytest.skip("Omniglot not found; set SIAMESE_LIB_DATA to the folder of shared/data")
+
+    class CountingNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pool = nn.AdaptiveAvgPool2d(4)
+            self.images = 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.images += len(x)
+            return self.pool(x).flatten(1)
+
+    net = CountingNet()
+    together = evaluate_protocols(net, ["omniglot-20way", "omniglot-5way"], n_episodes=30)
+    n_images = net.images
+    apart = {p: evaluate_protocols(net, [p], n_episodes=30)[p]
+             for p in ("omniglot-20way", "omniglot-5way")}
+    assert net.images == 3 * n_images  # one pass together, one per protocol apart
+    assert together == apart
