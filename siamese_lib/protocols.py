@@ -41,14 +41,17 @@ class Protocol:
 
     name: str
     description: str
-    run: Callable[[_Embedded, Similarity | None, int, Sequence[int]], Accuracy]
+    run: Callable[[EmbeddedTestSets, Similarity | None, int, Sequence[int]], Accuracy]
 
 
-class _Embedded:
+class EmbeddedTestSets:
     """One model's embeddings of the test sets, each set embedded at most once.
 
     Protocols on the same images (20- and 5-way, say) share them within one
-    :func:`evaluate_protocols` call.
+    :func:`evaluate_protocols` call, which hands one of these to every protocol it runs.
+
+    Args:
+        net: the embedding net, or None for raw pixels (kept as ``.net``).
     """
 
     def __init__(self, net: nn.Module | None) -> None:
@@ -76,7 +79,7 @@ def pool(accuracies: Sequence[Accuracy]) -> Accuracy:
 
 def _episodes(
     load: Callable[[], datasets.ImageSet], n_way: int, same_group: bool = False
-) -> Callable[[_Embedded, Similarity | None, int, Sequence[int]], Accuracy]:
+) -> Callable[[EmbeddedTestSets, Similarity | None, int, Sequence[int]], Accuracy]:
     def run(embedded, similarity, n_episodes, seeds):
         images, embeddings = embedded(load)
         return pool([
@@ -166,7 +169,7 @@ def evaluate_protocols(
     seeds = (seed,) if isinstance(seed, int) else tuple(seed)
     if not seeds:
         raise ValueError("seed must be an int or a non-empty sequence of ints")
-    embedded, results = _Embedded(net), {}
+    embedded, results = EmbeddedTestSets(net), {}
     for name in names:
         if name not in PROTOCOLS:
             raise KeyError(f"unknown protocol {name!r}; known: {sorted(PROTOCOLS)}")
