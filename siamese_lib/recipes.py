@@ -5,19 +5,24 @@ schedule, augmentation and seed. :func:`load_model` trains a recipe the first ti
 is asked for and caches the weights, the loss history and the training time under
 ``cache_dir("models")``, in a file named after a hash of the recipe, so a notebook,
 the results page and a benchmark that ask for the same recipe share one training run,
-and changing any field trains a new model.
+and changing any field trains a new model. A lock file next to the model makes two
+processes that ask for the same untrained recipe at once (two notebooks running side by
+side) train it once: the second waits, then loads what the first saved.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import FileLock
 from torch import nn
 
 from . import data as datasets
@@ -285,21 +290,41 @@ def load_model(
             raise KeyError(f"no recipe named {recipe!r}; known: {sorted(RECIPES)}")
         recipe = RECIPES[recipe]
     path = cache_dir("models") / f"{recipe.name}-{recipe.key()}.pt"
-    if path.exists() and not retrain:
-        model, extra = load_checkpoint(path)
-        in_dim = getattr(model, "embedding_net", model).output_dim
-        loss_fn = _make_loss(recipe, in_dim)
-        loss_fn.load_state_dict(extra["loss_state"])
-        history = History.from_dict(extra["history"])
-        return TrainedModel(recipe, model.eval(), loss_fn.eval(), history, from_cache=True)
-    t0 = time.perf_counter()
-    trained = train_recipe(recipe, device=device, progress=progress)
-    save_checkpoint(
-        path, trained.model, history=trained.history.to_dict(),
-        loss_state=trained.loss_fn.state_dict(), recipe=asdict(recipe),
-        wall_seconds=time.perf_counter() - t0,
-    )
-    return trained
+    with _one_trainer(path):
+        if path.exists() and not retrain:
+            return _load_trained(recipe, path)
+        t0 = time.perf_counter()
+        trained = train_recipe(recipe, device=device, progress=progress)
+        save_checkpoint(
+            path, trained.model, history=trained.history.to_dict(),
+            loss_state=trained.loss_fn.state_dict(), recipe=asdict(recipe),
+            wall_seconds=time.perf_counter() - t0,
+        )
+        return trained
+
+
+def _load_trained(recipe: Recipe, path: Path) -> TrainedModel:
+    model, extra = load_checkpoint(path)
+    in_dim = getattr(model, "embedding_net", model).output_dim
+    loss_fn = _make_loss(recipe, in_dim)
+    loss_fn.load_state_dict(extra["loss_state"])
+    history = History.from_dict(extra["history"])
+    return TrainedModel(recipe, model.eval(), loss_fn.eval(), history, from_cache=True)
+
+
+@contextlib.contextmanager
+def _one_trainer(path: Path) -> Iterator[None]:
+    """Hold ``<path>.lock`` while the model at ``path`` is looked up or trained."""
+    lock: FileLock | None = FileLock(f"{path}.lock")
+    try:
+        lock.acquire()
+    except OSError:  # a read-only cache (shared, pre-trained): nothing is written to guard
+        lock = None
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _recipes(*recipes: Recipe) -> dict[str, Recipe]:

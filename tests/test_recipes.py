@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import replace
 
 import pytest
 import torch
 
+from siamese_lib import recipes
+from siamese_lib.config import CACHE_ENV
+from siamese_lib.nets import EmbeddingNet
 from siamese_lib.recipes import RECIPES, _augmentation, load_model, training_data
+from siamese_lib.train import History
 
 
 def test_recipe_key_changes_with_what_changes_the_weights() -> None:
@@ -39,3 +45,54 @@ def test_augmentation_applies_the_affine_then_the_thickening() -> None:
     both = _augmentation(replace(recipe, augment=True, thicken=1.0))
     y = both(x, torch.Generator().manual_seed(0))
     assert y.shape == x.shape and not torch.equal(y, thick)
+
+
+def fake_training(calls: list[str], seconds: float = 0.3):
+    """A stand-in for train_recipe: slow enough for a second caller to arrive meanwhile."""
+
+    def train_recipe(recipe, device=None, progress=True):
+        calls.append(recipe.name)
+        time.sleep(seconds)
+        net = EmbeddingNet(width=8, embedding_dim=4)
+        return recipes.TrainedModel(recipe, net, recipes._make_loss(recipe, 4),
+                                    History(epoch_seconds=[seconds]))
+
+    return train_recipe
+
+
+def test_two_callers_at_once_train_a_recipe_once(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    calls: list[str] = []
+    monkeypatch.setattr(recipes, "train_recipe", fake_training(calls))
+    results: list[recipes.TrainedModel] = []
+
+    def ask() -> None:
+        results.append(load_model("mnist-contrastive", progress=False))
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert calls == ["mnist-contrastive"]  # without the lock, both threads train
+    assert sorted(r.from_cache for r in results) == [False, True]
+    trained, loaded = sorted(results, key=lambda r: r.from_cache)
+    for a, b in zip(trained.model.parameters(), loaded.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert load_model("mnist-contrastive", retrain=True, progress=False).from_cache is False
+    assert len(calls) == 2
+
+
+def test_a_cache_without_write_access_still_loads(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    calls: list[str] = []
+    monkeypatch.setattr(recipes, "train_recipe", fake_training(calls, seconds=0.0))
+    load_model("mnist-contrastive", progress=False)
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", self.lock_file)
+
+    monkeypatch.setattr(recipes.FileLock, "acquire", refuse)
+    assert load_model("mnist-contrastive", progress=False).from_cache
+    assert calls == ["mnist-contrastive"]
