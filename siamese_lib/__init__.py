@@ -18,6 +18,7 @@ from .evaluate import (
     embed_images,
     lake_runs_accuracy,
     one_shot_accuracy,
+    predict_classes,
     roc_curve,
 )
 from .losses import (
@@ -40,6 +41,6 @@ __all__ = [
     "TripletLoss", "accuracy_at_threshold", "best_threshold", "cache_dir",
     "class_balanced_batches", "data_root", "embed_images", "euclidean", "fit",
     "lake_runs_accuracy", "load_checkpoint", "one_shot_accuracy", "pair_batches",
-    "pairwise_euclidean", "pick_device", "roc_curve", "save_checkpoint", "seed_everything",
+    "pairwise_euclidean", "pick_device", "predict_classes", "roc_curve", "save_checkpoint", "seed_everything",
     "split_episode",
 ]

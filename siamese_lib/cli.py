@@ -8,12 +8,18 @@ Commands:
     train a recipe, or load it from the cache if it was trained before
     (:func:`~siamese_lib.recipes.load_model`); print the training time and the final
     validation metric; with ``--out``, also save a checkpoint there.
-``evaluate RECIPE_OR_CHECKPOINT [--data SET] [--episodes N] [--way N] [--shot K] [--shifts P]``
+``evaluate RECIPE_OR_CHECKPOINT [--data SET_OR_FOLDER] [--episodes N] [--way N] [--shot K] [--shifts P]``
     one-shot accuracy with its 95% confidence interval, over seeded N-way K-shot
     episodes (:class:`~siamese_lib.episodes.EpisodeSampler` and
     :func:`~siamese_lib.evaluate.one_shot_accuracy`) or over Lake et al.'s 20 official
     runs (``--data lake-runs``, :func:`~siamese_lib.evaluate.lake_runs_accuracy`);
-    ``--shifts P`` embeds with test-time shifts (:class:`~siamese_lib.nets.ShiftAveraged`).
+    ``--data`` may be a folder of your own images, one subfolder per class
+    (:func:`~siamese_lib.data.load_image_folder`); ``--shifts P`` embeds with test-time
+    shifts (:class:`~siamese_lib.nets.ShiftAveraged`).
+``classify RECIPE_OR_CHECKPOINT --support FOLDER IMAGE [IMAGE ...]``
+    one-shot classification of your own images: name the class of each IMAGE (a file,
+    or a folder of them) from the labelled examples in FOLDER, one subfolder per class
+    (:func:`~siamese_lib.evaluate.predict_classes`).
 
 Mistakes (an unknown recipe, a missing file, a bad number, data that is not there)
 end with exit code 2 and a one-line message on stderr, not a traceback.
@@ -33,7 +39,13 @@ from torch import nn
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .episodes import EpisodeSampler
-from .evaluate import Accuracy, embed_images, lake_runs_accuracy, one_shot_accuracy
+from .evaluate import (
+    Accuracy,
+    embed_images,
+    lake_runs_accuracy,
+    one_shot_accuracy,
+    predict_classes,
+)
 from .nets import ShiftAveraged
 
 PROG = "python -m siamese_lib"
@@ -91,6 +103,22 @@ def _way(text: str) -> int:
     return _int_at_least(text, 2, "an episode needs at least 2 classes")
 
 
+def _eval_data(text: str) -> str:
+    """argparse type: a named evaluation set, or a folder of images in class subfolders."""
+    if text in EVAL_DATA or Path(text).is_dir():
+        return text
+    if _looks_like_folder(text):
+        raise argparse.ArgumentTypeError(f"no such folder: {text}")
+    raise argparse.ArgumentTypeError(
+        f"expected one of {', '.join(EVAL_DATA)}, or a folder of images with one subfolder "
+        f"per class; got {text!r}"
+    )
+
+
+def _looks_like_folder(text: str) -> bool:
+    return any(sep in text for sep in ("/", "\\")) or text.startswith(".")
+
+
 def _device(text: str) -> torch.device:
     """argparse type: a torch device that exists on this machine."""
     try:
@@ -114,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m siamese_lib`` and its three commands."""
     parser = _Parser(
         prog=PROG,
-        description="Train and evaluate the Siamese-network recipes of the book.",
+        description="Train and evaluate the Siamese-network recipes of the book, and classify "
+        "your own images from one example per class.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -143,9 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("model", metavar="RECIPE_OR_CHECKPOINT",
                           help="a recipe name (see `recipes`) or a checkpoint file")
-    evaluate.add_argument("--data", choices=EVAL_DATA, default=None,
-                          help="evaluation set (default: the test set matching the recipe's "
-                          "training data, else omniglot-evaluation)")
+    evaluate.add_argument("--data", type=_eval_data, default=None, metavar="SET_OR_FOLDER",
+                          help=f"evaluation set: {', '.join(EVAL_DATA)}, or a folder of your "
+                          "own images with one subfolder per class (default: the test set "
+                          "matching the recipe's training data, else omniglot-evaluation)")
+    evaluate.add_argument("--invert", action="store_true",
+                          help="with a folder: invert its images (dark drawings on a light "
+                          "background become light on dark, as the MNIST and Omniglot models "
+                          "saw them)")
     evaluate.add_argument("--episodes", type=_positive_int, default=1000, metavar="N",
                           help="number of episodes (default: 1000)")
     evaluate.add_argument("--way", type=_way, default=None, metavar="N",
@@ -160,6 +194,30 @@ def build_parser() -> argparse.ArgumentParser:
                           help="average each embedding over the image shifted by up to P "
                           "pixels, (2P+1)^2 copies (test-time augmentation; default: 0, off)")
     evaluate.add_argument("--device", type=_device, default=None,
+                          help="cpu, cuda, cuda:N or mps (default: CUDA, then MPS, then CPU)")
+
+    classify = sub.add_parser(
+        "classify", help="name the class of your own images from one example per class",
+        description="One-shot classification: embed the labelled examples in --support (one "
+        "subfolder per class, one or more images each) and every IMAGE, and print the class "
+        "of the nearest example for each IMAGE, with its distance and the runner-up's.",
+    )
+    classify.add_argument("model", metavar="RECIPE_OR_CHECKPOINT",
+                          help="a recipe name (see `recipes`) or a checkpoint file")
+    classify.add_argument("images", metavar="IMAGE", nargs="+", type=Path,
+                          help="an image file to classify, or a folder of them")
+    classify.add_argument("--support", type=Path, required=True, metavar="FOLDER",
+                          help="the labelled examples: FOLDER/<class name>/<image files>")
+    classify.add_argument("--invert", action="store_true",
+                          help="invert every image (dark drawings on a light background become "
+                          "light on dark, as the MNIST and Omniglot models saw them)")
+    classify.add_argument("--rule", choices=("nearest", "prototype"), default="nearest",
+                          help="nearest: the class of the nearest example (the Siamese rule; "
+                          "default); prototype: the class whose mean embedding is nearest")
+    classify.add_argument("--shifts", type=_non_negative_int, default=0, metavar="P",
+                          help="average each embedding over the image shifted by up to P "
+                          "pixels (default: 0, off)")
+    classify.add_argument("--device", type=_device, default=None,
                           help="cpu, cuda, cuda:N or mps (default: CUDA, then MPS, then CPU)")
     return parser
 
@@ -230,16 +288,18 @@ def _looks_like_path(text: str) -> bool:
 
 
 def _load_for_evaluation(
-    name: str, device: torch.device | None
+    name: str, device: torch.device | None, data_given: bool = False
 ) -> tuple[nn.Module, Similarity | None, str | None, str]:
     """(embedding net, learned similarity or None, training data name or None, description)."""
     from .recipes import RECIPES, load_model
 
     if name in RECIPES:
-        if RECIPES[name].data not in _DEFAULT_DATA:  # checked before a possible training run
+        # checked before a possible training run
+        if not data_given and RECIPES[name].data not in _DEFAULT_DATA:
             raise UsageError(
                 f"recipe {name} is trained on {RECIPES[name].data}, and evaluate has no "
-                f"evaluation set of that kind (--data: {', '.join(EVAL_DATA)})"
+                f"evaluation set of that kind; pass --data: {', '.join(EVAL_DATA)}, or a "
+                "folder of images with one subfolder per class"
             )
         trained = load_model(name, device=device)
         how = "from the cache" if trained.from_cache else "trained just now"
@@ -272,6 +332,10 @@ def _input_size(net: nn.Module) -> int:
     return int(getattr(net, "input_size", 28))
 
 
+def _in_channels(net: nn.Module) -> int:
+    return int(getattr(net, "in_channels", 1))
+
+
 def _check_fits(net: nn.Module, images: torch.Tensor, data: str) -> None:
     expected = (getattr(net, "in_channels", images.shape[1]), _input_size(net), _input_size(net))
     if tuple(images.shape[1:]) != tuple(expected):
@@ -281,11 +345,16 @@ def _check_fits(net: nn.Module, images: torch.Tensor, data: str) -> None:
         )
 
 
-def _load_images(data: str, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(uint8 images, labels) of an episode evaluation set."""
+def _load_images(
+    data: str, net: nn.Module, invert: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(uint8 images, labels) of an episode evaluation set, or of a folder of your own."""
     from . import data as datasets
 
-    if data == "omniglot-evaluation":
+    size = _input_size(net)
+    if data not in EVAL_DATA:  # a folder: read at the size and channels the net takes
+        images = datasets.load_image_folder(data, size, _in_channels(net), invert)
+    elif data == "omniglot-evaluation":
         images = datasets.load_omniglot("evaluation", size=size)
     elif data == "omniglot-vinyals-test":
         images = datasets.load_omniglot_vinyals("test", size=size)
@@ -306,7 +375,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Print the one-shot accuracy (with 95% CI) of a recipe's model or a checkpoint."""
     from .config import pick_device
 
-    net, similarity, trained_on, what = _load_for_evaluation(args.model, args.device)
+    if args.invert and (args.data is None or args.data in EVAL_DATA):
+        raise UsageError("--invert applies to a folder of your own images (--data FOLDER), "
+                         f"not to {args.data or 'the default evaluation set'}")
+    net, similarity, trained_on, what = _load_for_evaluation(args.model, args.device,
+                                                             data_given=args.data is not None)
     data = args.data or _DEFAULT_DATA.get(trained_on or "", "omniglot-evaluation")
     device = pick_device(args.device)
     print(f"model: {what}", flush=True)
@@ -320,7 +393,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
               "--episodes, --way, --shot and --query do not apply)")
         print(f"20-way 1-shot accuracy over {acc.n} trials: {acc}")
         return 0
-    images, labels = _load_images(data, _input_size(net))
+    images, labels = _load_images(data, net, args.invert)
     _check_fits(net, images, data)
     n_classes = int(labels.unique().numel())
     way = args.way if args.way is not None else min(_MAX_WAY, n_classes)
@@ -337,10 +410,68 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _query_files(items: Sequence[Path]) -> list[Path]:
+    """The image files named on the command line, each folder replaced by its images."""
+    from .data import image_files
+
+    files: list[Path] = []
+    for item in items:
+        if item.is_dir():
+            found = image_files(item)
+            if not found:
+                raise UsageError(f"folder {item} holds no image file")
+            files.extend(found)
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise UsageError(f"image not found: {item}")
+    return files
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    """Print the predicted class of each image, from labelled examples in a support folder."""
+    from .config import pick_device
+    from .data import load_image_folder, load_images
+
+    net, similarity, _, what = _load_for_evaluation(args.model, args.device, data_given=True)
+    if similarity is not None and args.rule == "prototype":
+        raise UsageError("--rule prototype needs a distance model; this one scores pairs "
+                         "with a learned head (Koch), so use --rule nearest")
+    size, channels = _input_size(net), _in_channels(net)
+    support = load_image_folder(args.support, size, channels, args.invert)
+    files = _query_files(args.images)
+    queries = load_images(files, size, channels, args.invert)
+    print(f"model: {what}", flush=True)
+    print(f"support: {args.support} ({support.num_classes} classes, {len(support)} images, "
+          f"read at {channels}x{size}x{size})")
+    pred = predict_classes(_with_shifts(net, args.shifts), support.images, support.labels,
+                           queries, similarity, args.rule, device=pick_device(args.device))
+    print(_prediction_table(files, support.classes, pred.scores, distance=similarity is None))
+    return 0
+
+
+def _prediction_table(files: Sequence[Path], classes: Sequence[str], scores: torch.Tensor,
+                      distance: bool) -> str:
+    """One line per image: its class, how near, and the runner-up (the margin of the call)."""
+    what = "D" if distance else "score"
+    top = scores.topk(min(2, scores.shape[1]), dim=1)
+    rows = []
+    for f, values, labels in zip(files, top.values.tolist(), top.indices.tolist(), strict=True):
+        values = [-v for v in values] if distance else values
+        row = [str(f), classes[labels[0]], f"{what} = {values[0]:.3f}"]
+        if len(labels) > 1:
+            row.append(f"runner-up {classes[labels[1]]}, {what} = {values[1]:.3f}")
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join("  ".join([*(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)),
+                                 *r[3:]]).rstrip() for r in rows)
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "recipes": cmd_recipes,
     "train": cmd_train,
     "evaluate": cmd_evaluate,
+    "classify": cmd_classify,
 }
 
 

@@ -11,8 +11,10 @@ import runpy
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from siamese_lib import cli
 from siamese_lib.checkpoint import save_checkpoint
@@ -92,6 +94,7 @@ def test_corrupt_checkpoint_is_exit_2(tmp_path, capsys):
         (["--way", "1"], "--way"),
         (["--shot", "-3"], "--shot"),
         (["--data", "cifar"], "--data"),
+        (["--data", "./no/such/folder"], "no such folder"),
         (["--device", "warp-drive"], "--device"),
         (["--shifts", "-1"], "--shifts"),
     ],
@@ -156,3 +159,76 @@ def test_image_size_mismatch_is_exit_2(tmp_path, capsys):
     assert cli.main(["evaluate", str(ckpt), "--data", "mnist-test", "--episodes", "5"]) == 2
     line = error_line(capsys)
     assert "1x32x32" in line and "1x28x28" in line
+
+
+# ---------------------------------------------------------------- your own images
+
+
+def image_folder(root: Path, classes: int = 3, per_class: int = 2, size: int = 28) -> Path:
+    """root/c0/0.png ... : random grey images, different in every file (seeded)."""
+    rng = np.random.default_rng(0)
+    for c in range(classes):
+        (root / f"c{c}").mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, (size, size), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / f"c{c}" / f"{i}.png")
+    return root
+
+
+PREDICTION = re.compile(r"^(\S+)\s+(\S+)\s+D = (\d+\.\d{3})\s+runner-up (\S+), D = (\d+\.\d{3})$")
+
+
+@pytest.mark.parametrize("extra", [[], ["--invert"], ["--rule", "prototype"]])
+def test_classify_names_each_support_image_as_its_own_class(extra, tmp_path, capsys):
+    support = image_folder(tmp_path / "support")
+    ckpt = tiny_checkpoint(tmp_path / "tiny.pt")
+    files = sorted(support.glob("c*/0.png"))
+    argv = ["classify", str(ckpt), "--support", str(support), *map(str, files),
+            str(support / "c2"), "--device", "cpu", *extra]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "support: " in out and "(3 classes, 6 images, read at 1x28x28)" in out
+    rows = [PREDICTION.match(line) for line in out.splitlines()[2:]]
+    assert all(rows) and len(rows) == 3 + 2, out  # 3 files, then the 2 images of folder c2
+    for row in rows:
+        true_class = Path(row[1]).parent.name
+        if "prototype" not in extra:  # a support image is 0 from itself: its own class
+            assert row[2] == true_class and float(row[3]) == 0.0, row[0]
+        assert float(row[3]) <= float(row[5]) and row[4] != row[2]
+
+
+def test_classify_says_what_is_missing(tmp_path, capsys):
+    support = image_folder(tmp_path / "support")
+    ckpt = str(tiny_checkpoint(tmp_path / "tiny.pt"))
+    (tmp_path / "empty").mkdir()
+    cases = [
+        ([str(tmp_path / "nope.png")], "image not found"),
+        ([str(tmp_path / "empty")], "holds no image file"),
+    ]
+    for images, fragment in cases:
+        assert cli.main(["classify", ckpt, "--support", str(support), *images]) == 2
+        assert fragment in error_line(capsys)
+    assert cli.main(["classify", ckpt, "--support", str(tmp_path / "nowhere"),
+                     str(support / "c0")]) == 2
+    assert "image folder not found" in error_line(capsys)
+    assert cli.main(["classify", ckpt, str(support / "c0")]) == 2
+    assert "--support" in error_line(capsys)
+
+
+def test_evaluate_on_a_folder_of_your_own_images(tmp_path, capsys):
+    folder = image_folder(tmp_path / "mine", classes=4, per_class=3)
+    ckpt = str(tiny_checkpoint(tmp_path / "tiny.pt"))
+    argv = ["evaluate", ckpt, "--data", str(folder), "--episodes", "20", "--device", "cpu"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"data: {folder} (12 images, 4 classes)" in out
+    assert "4-way 1-shot" in out  # every class of a set smaller than 20
+    assert int(ACCURACY.search(out)[3]) == 20
+    assert cli.main([*argv, "--shot", "3"]) == 2  # 3 shots + 1 query > 3 images per class
+    assert "Lower n_way, k_shot or n_query" in error_line(capsys)
+
+
+def test_invert_needs_a_folder(tmp_path, capsys):
+    ckpt = str(tiny_checkpoint(tmp_path / "tiny.pt"))
+    assert cli.main(["evaluate", ckpt, "--data", "mnist-test", "--invert"]) == 2
+    assert "--invert applies to a folder" in error_line(capsys)

@@ -19,6 +19,7 @@ from siamese_lib.evaluate import (
     lake_runs_accuracy,
     mean_ci95,
     one_shot_accuracy,
+    predict_classes,
     roc_curve,
 )
 from siamese_lib.losses import KochLoss
@@ -108,6 +109,58 @@ def test_default_similarity_is_nearest_euclidean() -> None:
     pred = classify_queries(support, query)
     d = torch.cdist(query, support[:, :, 0])  # (E, M, N)
     assert torch.equal(pred, d.argmin(-1))
+
+
+# ------------------------------------------------------------------ predicting new images
+
+
+def points(*xs: float) -> torch.Tensor:
+    """1-d "images" (N, 1, 1, 1): with model=None the embedding is the pixel value."""
+    return torch.tensor(xs).reshape(-1, 1, 1, 1)
+
+
+def test_predict_classes_by_hand_with_uneven_support() -> None:
+    # class 0: one image at 0; class 1: images at 3 and 10 (mean 6.5); class 2: one at 20
+    support, labels = points(3.0, 0.0, 20.0, 10.0), torch.tensor([1, 0, 2, 1])
+    queries = points(1.0, 9.0, 2.0, 14.0)
+    nearest = predict_classes(None, support, labels, queries)
+    assert nearest.labels.tolist() == [0, 1, 1, 1]
+    # scores are -D to each class's nearest support image; 14 is 4 from 10 and 6 from 20
+    assert nearest.scores[3].tolist() == pytest.approx([-14.0, -4.0, -6.0])
+    prototype = predict_classes(None, support, labels, queries, rule="prototype")
+    # 2 is nearer 3 (class 1) but nearer the mean 0 than 6.5; 14 is nearer 20 than 6.5
+    assert prototype.labels.tolist() == [0, 1, 0, 2]
+    assert prototype.scores[2].tolist() == pytest.approx([-2.0, -4.5, -18.0])
+
+
+def test_predict_classes_agrees_with_episode_classification() -> None:
+    torch.manual_seed(0)
+    net = EmbeddingNet(width=8, embedding_dim=6, input_size=16).eval()
+    support = torch.rand(5, 2, 1, 16, 16)  # 5 classes, 2 shots
+    queries = torch.rand(7, 1, 16, 16)
+    labels = torch.arange(5).repeat_interleave(2)
+    head = KochLoss(6).eval()
+    with torch.no_grad():
+        s = embed_images(net, support.flatten(0, 1)).reshape(1, 5, 2, 6)
+        q = embed_images(net, queries)[None]
+        for similarity in (None, head.similarity):
+            for rule in ("nearest", "prototype"):
+                if similarity is not None and rule == "prototype":
+                    continue
+                want = classify_queries(s, q, similarity, rule)[0]
+                got = predict_classes(net, support.flatten(0, 1), labels, queries,
+                                      similarity, rule)
+                assert torch.equal(got.labels, want), (similarity, rule)
+
+
+def test_predict_classes_says_what_is_wrong() -> None:
+    support, queries = points(0.0, 1.0), points(0.5)
+    with pytest.raises(ValueError, match="one label per support image, got 3 labels for 2"):
+        predict_classes(None, support, torch.tensor([0, 1, 1]), queries)
+    with pytest.raises(ValueError, match=r"0..C-1 with every class present, got \[0, 2\]"):
+        predict_classes(None, support, torch.tensor([0, 2]), queries)
+    with pytest.raises(ValueError, match="rule must be"):
+        predict_classes(None, support, torch.tensor([0, 1]), queries, rule="vote")
 
 
 # ---------------------------------------------------------------------------- Lake runs
