@@ -433,13 +433,16 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from .config import pick_device
     from .data import load_image_folder, load_images
 
+    # the files are checked before the model is loaded, which may mean training it first
+    files = _query_files(args.images)
+    if not args.support.is_dir():
+        raise UsageError(f"support folder not found: {args.support}")
     net, similarity, _, what = _load_for_evaluation(args.model, args.device, data_given=True)
     if similarity is not None and args.rule == "prototype":
         raise UsageError("--rule prototype needs a distance model; this one scores pairs "
                          "with a learned head (Koch), so use --rule nearest")
     size, channels = _input_size(net), _in_channels(net)
     support = load_image_folder(args.support, size, channels, args.invert)
-    files = _query_files(args.images)
     queries = load_images(files, size, channels, args.invert)
     print(f"model: {what}", flush=True)
     print(f"support: {args.support} ({support.num_classes} classes, {len(support)} images, "

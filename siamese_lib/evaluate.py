@@ -23,6 +23,9 @@ from .train import embed as _embed_batch
 
 Similarity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
+# the most (query, support, feature) elements a learned similarity is given at once
+_PAIR_ELEMENTS = 2**24
+
 
 @dataclass
 class Accuracy:
@@ -249,8 +252,10 @@ def predict_classes(
         support_labels = torch.arange(n_classes)
     if similarity is None:
         per_image = -pairwise_euclidean(q, s)
-    else:
-        per_image = similarity(q[:, None, :], s[None, :, :]).float()
+    else:  # a learned head sees every (query, support) pair: bound its (rows, S, d) input
+        rows = max(1, _PAIR_ELEMENTS // (len(s) * s.shape[1]))
+        per_image = torch.cat([similarity(q[i : i + rows, None, :], s[None, :, :]).float()
+                               for i in range(0, len(q), rows)])
     scores = torch.full((len(q), n_classes), -math.inf).scatter_reduce(
         1, support_labels.expand(len(q), -1), per_image, reduce="amax")
     return Predictions(scores.argmax(1), scores)

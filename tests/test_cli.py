@@ -210,7 +210,7 @@ def test_classify_says_what_is_missing(tmp_path, capsys):
         assert fragment in error_line(capsys)
     assert cli.main(["classify", ckpt, "--support", str(tmp_path / "nowhere"),
                      str(support / "c0")]) == 2
-    assert "image folder not found" in error_line(capsys)
+    assert "support folder not found" in error_line(capsys)
     assert cli.main(["classify", ckpt, str(support / "c0")]) == 2
     assert "--support" in error_line(capsys)
 

@@ -362,3 +362,21 @@ def test_equal_error_rate_constructed() -> None:
 def test_roc_needs_both_kinds() -> None:
     with pytest.raises(ValueError, match="needs both similar"):
         roc_curve(torch.tensor([1.0, 2.0]), torch.tensor([0, 0]))
+
+
+def test_predict_classes_with_a_learned_head_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from siamese_lib import evaluate
+
+    torch.manual_seed(2)
+    head = KochLoss(5).eval()
+    support, queries = torch.randn(6, 5), torch.randn(9, 5)  # already embeddings: model=None
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    whole = predict_classes(None, support, labels, queries, head.similarity)
+    monkeypatch.setattr(evaluate, "_PAIR_ELEMENTS", 1)  # one query per call of the head
+    chunked = predict_classes(None, support, labels, queries, head.similarity)
+    assert torch.equal(whole.labels, chunked.labels)
+    assert torch.allclose(whole.scores, chunked.scores)
+    with torch.no_grad():  # and the scores are the head's, best per class
+        by_hand = head.similarity(queries[:, None, :], support[None, :, :])
+    for c in range(3):
+        assert torch.allclose(whole.scores[:, c], by_hand[:, labels == c].amax(1))
