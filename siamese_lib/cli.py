@@ -139,7 +139,7 @@ def _device(text: str) -> torch.device:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of ``python -m siamese_lib`` and its three commands."""
+    """The parser of ``python -m siamese_lib`` and its four commands."""
     parser = _Parser(
         prog=PROG,
         description="Train and evaluate the Siamese-network recipes of the book, and classify "
