@@ -20,6 +20,10 @@ Commands:
     one-shot classification of your own images: name the class of each IMAGE (a file,
     or a folder of them) from the labelled examples in FOLDER, one subfolder per class
     (:func:`~siamese_lib.evaluate.predict_classes`).
+``verify RECIPE_OR_CHECKPOINT IMAGE_A IMAGE_B [--threshold T | --calibrate FOLDER]``
+    the distance D between two images, and "same" or "different" at a threshold: given,
+    or chosen at the equal error rate of every pair of a labelled FOLDER
+    (:func:`~siamese_lib.evaluate.roc_curve`).
 
 Mistakes (an unknown recipe, a missing file, a bad number, data that is not there)
 end with exit code 2 and a one-line message on stderr, not a traceback.
@@ -98,6 +102,17 @@ def _non_negative_int(text: str) -> int:
     return _int_at_least(text, 0, "expected a number >= 0")
 
 
+def _positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
 def _way(text: str) -> int:
     """argparse type: N of an N-way episode, at least 2."""
     return _int_at_least(text, 2, "an episode needs at least 2 classes")
@@ -139,11 +154,11 @@ def _device(text: str) -> torch.device:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of ``python -m siamese_lib`` and its four commands."""
+    """The parser of ``python -m siamese_lib`` and its five commands."""
     parser = _Parser(
         prog=PROG,
-        description="Train and evaluate the Siamese-network recipes of the book, and classify "
-        "your own images from one example per class.",
+        description="Train and evaluate the Siamese-network recipes of the book, classify "
+        "your own images from one example per class, and verify pairs.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -219,6 +234,29 @@ def build_parser() -> argparse.ArgumentParser:
                           "pixels (default: 0, off)")
     classify.add_argument("--device", type=_device, default=None,
                           help="cpu, cuda, cuda:N or mps (default: CUDA, then MPS, then CPU)")
+
+    verify = sub.add_parser(
+        "verify", help="same or different? the distance between two images",
+        description="Print the distance D between the embeddings of two images and, with a "
+        "threshold, whether they show the same class (D <= threshold). --calibrate chooses "
+        "the threshold on every pair of a labelled folder, at its equal error rate.",
+    )
+    verify.add_argument("model", metavar="RECIPE_OR_CHECKPOINT",
+                        help="a recipe name (see `recipes`) or a checkpoint file")
+    verify.add_argument("image_a", metavar="IMAGE_A", type=Path, help="an image file")
+    verify.add_argument("image_b", metavar="IMAGE_B", type=Path, help="another image file")
+    how = verify.add_mutually_exclusive_group()
+    how.add_argument("--threshold", type=_positive_float, default=None, metavar="T",
+                     help="call the pair 'same' when D <= T")
+    how.add_argument("--calibrate", type=Path, default=None, metavar="FOLDER",
+                     help="choose T on every pair of FOLDER (one subfolder per class), where "
+                     "as many same-class pairs are rejected as different-class pairs accepted; "
+                     "use other images than the ones you verify")
+    verify.add_argument("--invert", action="store_true",
+                        help="invert every image (dark drawings on a light background become "
+                        "light on dark, as the MNIST and Omniglot models saw them)")
+    verify.add_argument("--device", type=_device, default=None,
+                        help="cpu, cuda, cuda:N or mps (default: CUDA, then MPS, then CPU)")
     return parser
 
 
@@ -470,11 +508,64 @@ def _prediction_table(files: Sequence[Path], classes: Sequence[str], scores: tor
                                  *r[3:]]).rstrip() for r in rows)
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Print the distance between two images and, with a threshold, same or different."""
+    from .config import pick_device
+    from .data import load_image_folder, load_images
+    from .distances import euclidean
+
+    for path in (args.image_a, args.image_b):
+        if not path.is_file():
+            raise UsageError(f"image not found: {path}")
+    if args.calibrate is not None and not args.calibrate.is_dir():
+        raise UsageError(f"calibration folder not found: {args.calibrate}")
+    net, similarity, _, what = _load_for_evaluation(args.model, args.device, data_given=True)
+    if similarity is not None:
+        raise UsageError(f"{args.model} scores pairs with a learned head (Koch), not a "
+                         "distance; verify needs a distance model")
+    size, channels, device = _input_size(net), _in_channels(net), pick_device(args.device)
+    print(f"model: {what}", flush=True)
+    pair = load_images([args.image_a, args.image_b], size, channels, args.invert)
+    z = embed_images(net, pair, device=device)
+    d = float(euclidean(z[:1], z[1:]))
+    threshold = args.threshold
+    if args.calibrate is not None:
+        threshold = _calibrated_threshold(net, load_image_folder(
+            args.calibrate, size, channels, args.invert), args.calibrate, device)
+    print(f"D = {d:.3f} between {args.image_a} and {args.image_b}")
+    if threshold is None:
+        print("pass --threshold T, or --calibrate FOLDER to choose one, for a same/different call")
+    else:
+        verdict = "same" if d <= threshold else "different"
+        print(f"{verdict} (D {'<=' if d <= threshold else '>'} threshold {threshold:.3f})")
+    return 0
+
+
+def _calibrated_threshold(net: nn.Module, folder: Any, name: Path, device: torch.device) -> float:
+    """The equal-error-rate threshold over every pair of a labelled folder (printed)."""
+    from .distances import pairwise_euclidean
+    from .evaluate import roc_curve
+    from .pairs import all_pairs
+
+    if folder.num_classes < 2 or int(torch.bincount(folder.labels).max()) < 2:
+        raise UsageError(f"--calibrate needs a folder with at least 2 classes and a class with "
+                         f"at least 2 images; {name} has {folder.num_classes} class(es) and "
+                         f"{len(folder)} image(s)")
+    z = embed_images(net, folder.images, device=device)
+    i, j, y = all_pairs(folder.labels)
+    roc = roc_curve(pairwise_euclidean(z)[i, j], y)
+    n_same = int((y == 0).sum())
+    print(f"threshold {roc.eer_threshold:.3f}: the equal error rate ({100 * roc.eer:.1f}%) of the "
+          f"{len(y):,} pairs of {name} ({n_same:,} same-class); ROC AUC {roc.auc:.3f}")
+    return roc.eer_threshold
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "recipes": cmd_recipes,
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "classify": cmd_classify,
+    "verify": cmd_verify,
 }
 
 

@@ -302,6 +302,8 @@ class ROC:
         thresholds: distance thresholds, increasing.
         auc: area under the curve.
         eer: equal error rate, where the false positive rate = the false negative rate.
+        eer_threshold: the threshold at the equal error rate: as many similar pairs are
+            rejected as dissimilar pairs accepted, however unbalanced the pairs are.
     """
 
     fpr: torch.Tensor
@@ -309,6 +311,7 @@ class ROC:
     thresholds: torch.Tensor
     auc: float
     eer: float
+    eer_threshold: float
 
 
 def roc_curve(d: torch.Tensor, y: torch.Tensor) -> ROC:
@@ -328,7 +331,7 @@ def roc_curve(d: torch.Tensor, y: torch.Tensor) -> ROC:
     auc = float(torch.trapezoid(tpr, fpr))
     fnr = 1 - tpr
     k = int((fpr - fnr).abs().argmin())
-    return ROC(fpr, tpr, thresholds, auc, float((fpr[k] + fnr[k]) / 2))
+    return ROC(fpr, tpr, thresholds, auc, float((fpr[k] + fnr[k]) / 2), float(thresholds[k]))
 
 
 def _just_below_min(d: torch.Tensor) -> float:

@@ -232,3 +232,59 @@ def test_invert_needs_a_folder(tmp_path, capsys):
     ckpt = str(tiny_checkpoint(tmp_path / "tiny.pt"))
     assert cli.main(["evaluate", ckpt, "--data", "mnist-test", "--invert"]) == 2
     assert "--invert applies to a folder" in error_line(capsys)
+
+
+VERIFY = re.compile(r"^D = (\d+\.\d{3}) between ", re.MULTILINE)
+
+
+def test_verify_prints_the_distance_and_the_call(tmp_path, capsys):
+    folder = image_folder(tmp_path / "mine")
+    ckpt = str(tiny_checkpoint(tmp_path / "tiny.pt"))
+    a, b = str(folder / "c0" / "0.png"), str(folder / "c1" / "0.png")
+    assert cli.main(["verify", ckpt, a, a, "--threshold", "0.5", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert float(VERIFY.search(out)[1]) == 0.0 and "same (D <= threshold 0.500)" in out
+    assert cli.main(["verify", ckpt, a, b, "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    d = float(VERIFY.search(out)[1])
+    assert d > 0 and "pass --threshold T, or --calibrate FOLDER" in out
+    assert cli.main(["verify", ckpt, a, b, "--threshold", f"{d / 2:.4f}"]) == 0
+    assert "different (D > threshold" in capsys.readouterr().out
+
+
+def test_verify_calibrates_on_every_pair_of_a_folder(tmp_path, capsys):
+    folder = image_folder(tmp_path / "mine", classes=3, per_class=2)
+    ckpt = str(tiny_checkpoint(tmp_path / "tiny.pt"))
+    a = str(folder / "c0" / "0.png")
+    assert cli.main(["verify", ckpt, a, a, "--calibrate", str(folder), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    # 6 images: 15 pairs, 3 of them same-class; D = 0 is below any threshold
+    assert re.search(r"^threshold \d+\.\d{3}: the equal error rate \(\d+\.\d%\) of the 15 pairs "
+                     r"of .* \(3 same-class\); ROC AUC \d\.\d{3}$", out, re.MULTILINE), out
+    assert "same (D <= threshold" in out
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--threshold", "0"], "expected a number > 0"),
+        (["--threshold", "1", "--calibrate", "."], "not allowed with argument"),
+        (["--calibrate", "nowhere"], "calibration folder not found"),
+    ],
+)
+def test_verify_bad_arguments_are_exit_2(args, fragment, tmp_path, capsys):
+    folder = image_folder(tmp_path / "mine")
+    ckpt = str(tiny_checkpoint(tmp_path / "tiny.pt"))
+    a = str(folder / "c0" / "0.png")
+    assert cli.main(["verify", ckpt, a, a, *args]) == 2
+    assert fragment in error_line(capsys)
+
+
+def test_verify_says_what_is_missing(tmp_path, capsys):
+    folder = image_folder(tmp_path / "mine", classes=1, per_class=2)
+    ckpt = str(tiny_checkpoint(tmp_path / "tiny.pt"))
+    a = str(folder / "c0" / "0.png")
+    assert cli.main(["verify", ckpt, a, str(tmp_path / "nope.png")]) == 2
+    assert "image not found" in error_line(capsys)
+    assert cli.main(["verify", ckpt, a, a, "--calibrate", str(folder)]) == 2
+    assert "--calibrate needs a folder with at least 2 classes" in error_line(capsys)

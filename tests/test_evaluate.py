@@ -356,7 +356,11 @@ def test_equal_error_rate_constructed() -> None:
     # (FNR 1/4) and one dissimilar pair (4) accepted (FPR 1/4): the two rates meet at 1/4.
     d = torch.tensor([1.0, 2.0, 3.0, 6.0, 4.0, 5.0, 7.0, 8.0])
     y = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
-    assert roc_curve(d, y).eer == pytest.approx(0.25)
+    roc = roc_curve(d, y)
+    assert roc.eer == pytest.approx(0.25)
+    assert roc.eer_threshold == 4.0  # D <= 4: accepts 1, 2, 3 and the dissimilar 4
+    accepted = d <= roc.eer_threshold
+    assert float(accepted[y == 1].double().mean()) == float((~accepted[y == 0]).double().mean())
 
 
 def test_roc_needs_both_kinds() -> None:
