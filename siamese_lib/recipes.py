@@ -370,8 +370,11 @@ RECIPES: dict[str, Recipe] = _recipes(
     _omniglot("omniglot-vinyals", "prototypical", {"n_support": 1}, [64, 4],
               "prototypical loss on 64 x 4 batches, trained on the Vinyals class split",
               data="omniglot-vinyals"),
-    Recipe("faces-contrastive", "att-faces", "batch-contrastive", {"margin": 1.0},
-           net=dict(width=32, embedding_dim=32), batch=[10, 4], epochs=4, steps_per_epoch=50,
+    # Margin and steps chosen on the validation subjects only (final 7-way 1-shot accuracy,
+    # mean of training seeds 0-2): margin 4 with 400 steps 92.5%, margin 4 with 200 steps
+    # 90.7%, margin 2 with 400 steps 90.7%, margin 1 with 200 steps 81.5%.
+    Recipe("faces-contrastive", "att-faces", "batch-contrastive", {"margin": 4.0},
+           net=dict(width=32, embedding_dim=32), batch=[10, 4], epochs=8, steps_per_epoch=50,
            lr=2e-3, augment=True, description="AT&T faces, contrastive loss on all pairs"),
 )
 
