@@ -36,7 +36,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import torch
 from torch import nn
@@ -51,6 +51,9 @@ from .evaluate import (
     predict_classes,
 )
 from .nets import ShiftAveraged
+
+if TYPE_CHECKING:
+    from .data import ImageSet
 
 PROG = "python -m siamese_lib"
 
@@ -122,7 +125,7 @@ def _eval_data(text: str) -> str:
     """argparse type: a named evaluation set, or a folder of images in class subfolders."""
     if text in EVAL_DATA or Path(text).is_dir():
         return text
-    if _looks_like_folder(text):
+    if _has_separator(text) or text.startswith("."):
         raise argparse.ArgumentTypeError(f"no such folder: {text}")
     raise argparse.ArgumentTypeError(
         f"expected one of {', '.join(EVAL_DATA)}, or a folder of images with one subfolder "
@@ -130,8 +133,8 @@ def _eval_data(text: str) -> str:
     )
 
 
-def _looks_like_folder(text: str) -> bool:
-    return any(sep in text for sep in ("/", "\\")) or text.startswith(".")
+def _has_separator(text: str) -> bool:
+    return any(sep in text for sep in ("/", "\\"))
 
 
 def _device(text: str) -> torch.device:
@@ -151,6 +154,22 @@ def _device(text: str) -> torch.device:
 
 
 # -------------------------------------------------------------------------------- parser
+
+
+def _add_model(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="RECIPE_OR_CHECKPOINT",
+                        help="a recipe name (see `recipes`) or a checkpoint file")
+
+
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", type=_device, default=None,
+                        help="cpu, cuda, cuda:N or mps (default: CUDA, then MPS, then CPU)")
+
+
+def _add_invert(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--invert", action="store_true",
+                        help=f"{what} (dark drawings on a light background become light on "
+                        "dark, as the MNIST and Omniglot models saw them)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -174,8 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("recipe", metavar="RECIPE", help="a recipe name (see `recipes`)")
     train.add_argument("--retrain", action="store_true",
                        help="train again even if the recipe is in the cache")
-    train.add_argument("--device", type=_device, default=None,
-                       help="cpu, cuda, cuda:N or mps (default: CUDA, then MPS, then CPU)")
+    _add_device(train)
     train.add_argument("--out", type=Path, default=None, metavar="PATH",
                        help="also save the trained model as a checkpoint file here")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -185,16 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="One-shot accuracy, with its 95%% confidence interval, of a recipe's "
         "model (trained first if it is not cached) or of a checkpoint file.",
     )
-    evaluate.add_argument("model", metavar="RECIPE_OR_CHECKPOINT",
-                          help="a recipe name (see `recipes`) or a checkpoint file")
+    _add_model(evaluate)
     evaluate.add_argument("--data", type=_eval_data, default=None, metavar="SET_OR_FOLDER",
                           help=f"evaluation set: {', '.join(EVAL_DATA)}, or a folder of your "
                           "own images with one subfolder per class (default: the test set "
                           "matching the recipe's training data, else omniglot-evaluation)")
-    evaluate.add_argument("--invert", action="store_true",
-                          help="with a folder: invert its images (dark drawings on a light "
-                          "background become light on dark, as the MNIST and Omniglot models "
-                          "saw them)")
+    _add_invert(evaluate, "with a folder: invert its images")
     evaluate.add_argument("--episodes", type=_positive_int, default=1000, metavar="N",
                           help="number of episodes (default: 1000)")
     evaluate.add_argument("--way", type=_way, default=None, metavar="N",
@@ -208,8 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--shifts", type=_non_negative_int, default=0, metavar="P",
                           help="average each embedding over the image shifted by up to P "
                           "pixels, (2P+1)^2 copies (test-time augmentation; default: 0, off)")
-    evaluate.add_argument("--device", type=_device, default=None,
-                          help="cpu, cuda, cuda:N or mps (default: CUDA, then MPS, then CPU)")
+    _add_device(evaluate)
 
     classify = sub.add_parser(
         "classify", help="name the class of your own images from one example per class",
@@ -217,23 +230,19 @@ def build_parser() -> argparse.ArgumentParser:
         "subfolder per class, one or more images each) and every IMAGE, and print the class "
         "of the nearest example for each IMAGE, with its distance and the runner-up's.",
     )
-    classify.add_argument("model", metavar="RECIPE_OR_CHECKPOINT",
-                          help="a recipe name (see `recipes`) or a checkpoint file")
+    _add_model(classify)
     classify.add_argument("images", metavar="IMAGE", nargs="+", type=Path,
                           help="an image file to classify, or a folder of them")
     classify.add_argument("--support", type=Path, required=True, metavar="FOLDER",
                           help="the labelled examples: FOLDER/<class name>/<image files>")
-    classify.add_argument("--invert", action="store_true",
-                          help="invert every image (dark drawings on a light background become "
-                          "light on dark, as the MNIST and Omniglot models saw them)")
+    _add_invert(classify, "invert every image")
     classify.add_argument("--rule", choices=("nearest", "prototype"), default="nearest",
                           help="nearest: the class of the nearest example (the Siamese rule; "
                           "default); prototype: the class whose mean embedding is nearest")
     classify.add_argument("--shifts", type=_non_negative_int, default=0, metavar="P",
                           help="average each embedding over the image shifted by up to P "
                           "pixels (default: 0, off)")
-    classify.add_argument("--device", type=_device, default=None,
-                          help="cpu, cuda, cuda:N or mps (default: CUDA, then MPS, then CPU)")
+    _add_device(classify)
 
     verify = sub.add_parser(
         "verify", help="same or different? the distance between two images",
@@ -241,8 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         "threshold, whether they show the same class (D <= threshold). --calibrate chooses "
         "the threshold on every pair of a labelled folder, at its equal error rate.",
     )
-    verify.add_argument("model", metavar="RECIPE_OR_CHECKPOINT",
-                        help="a recipe name (see `recipes`) or a checkpoint file")
+    _add_model(verify)
     verify.add_argument("image_a", metavar="IMAGE_A", type=Path, help="an image file")
     verify.add_argument("image_b", metavar="IMAGE_B", type=Path, help="another image file")
     how = verify.add_mutually_exclusive_group()
@@ -252,11 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="choose T on every pair of FOLDER (one subfolder per class), where "
                      "as many same-class pairs are rejected as different-class pairs accepted; "
                      "use other images than the ones you verify")
-    verify.add_argument("--invert", action="store_true",
-                        help="invert every image (dark drawings on a light background become "
-                        "light on dark, as the MNIST and Omniglot models saw them)")
-    verify.add_argument("--device", type=_device, default=None,
-                        help="cpu, cuda, cuda:N or mps (default: CUDA, then MPS, then CPU)")
+    _add_invert(verify, "invert every image")
+    _add_device(verify)
     return parser
 
 
@@ -322,7 +327,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _looks_like_path(text: str) -> bool:
-    return any(sep in text for sep in ("/", "\\")) or Path(text).suffix in (".pt", ".pth")
+    return _has_separator(text) or Path(text).suffix in (".pt", ".pth")
 
 
 def _load_for_evaluation(
@@ -536,12 +541,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if threshold is None:
         print("pass --threshold T, or --calibrate FOLDER to choose one, for a same/different call")
     else:
-        verdict = "same" if d <= threshold else "different"
-        print(f"{verdict} (D {'<=' if d <= threshold else '>'} threshold {threshold:.3f})")
+        same = d <= threshold
+        print(f"{'same' if same else 'different'} (D {'<=' if same else '>'} threshold "
+              f"{threshold:.3f})")
     return 0
 
 
-def _calibrated_threshold(net: nn.Module, folder: Any, name: Path, device: torch.device) -> float:
+def _calibrated_threshold(
+    net: nn.Module, folder: ImageSet, name: Path, device: torch.device
+) -> float:
     """The equal-error-rate threshold over every pair of a labelled folder (printed)."""
     from .distances import pairwise_euclidean
     from .evaluate import roc_curve

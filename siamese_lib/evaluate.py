@@ -240,8 +240,8 @@ def predict_classes(
     if len(support_labels) != len(support_images) or not len(support_labels):
         raise ValueError(f"need one label per support image, got {len(support_labels)} labels "
                          f"for {len(support_images)} images")
-    counts = torch.bincount(support_labels) if support_labels.min() >= 0 else None
-    if counts is None or not bool((counts > 0).all()):
+    counts = torch.bincount(support_labels.clamp_min(0))
+    if support_labels.min() < 0 or not bool((counts > 0).all()):
         raise ValueError("support labels must be 0..C-1 with every class present, got "
                          f"{sorted(set(support_labels.tolist()))}")
     s = embed_images(model, support_images, device=device)
