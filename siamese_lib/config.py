@@ -17,19 +17,62 @@ DATA_ENV = "SIAMESE_LIB_DATA"
 CACHE_ENV = "SIAMESE_LIB_CACHE"
 
 
+DEFAULT_DATA = Path("~/siamese_lib_data")
+
+
 def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The folder that holds the data sets.
+    """The folder that holds the data sets, as an absolute path.
+
+    One folder for every notebook and script, wherever it runs (the book's kernels run in
+    ``book/`` and ``notebooks/``), like scikit-learn's ``~/scikit_learn_data``.
 
     Args:
         root: an explicit folder; wins over everything else.
 
     Returns:
-        ``root`` if given, else ``$SIAMESE_LIB_DATA``, else ``./data``.
+        ``root`` if given, else ``$SIAMESE_LIB_DATA``, else ``~/siamese_lib_data``. A
+        relative path is taken relative to the current folder; :func:`anchor_environment`
+        fixes its meaning for the processes a program starts.
     """
     if root is not None:
-        return Path(root).expanduser()
+        return Path(root).expanduser().absolute()
     env = os.environ.get(DATA_ENV)
-    return Path(env).expanduser() if env else Path("data")
+    return (Path(env) if env else DEFAULT_DATA).expanduser().absolute()
+
+
+def relative_root_note() -> str:
+    """A sentence for error messages when ``$SIAMESE_LIB_DATA`` is a relative path, else "".
+
+    A relative path means a different folder in each working folder (a kernel in
+    ``notebooks/`` is not where the variable was typed), so a missing-data error says so.
+    """
+    env = os.environ.get(DATA_ENV, "")
+    if not env or Path(env).expanduser().is_absolute():
+        return ""
+    return (f" {DATA_ENV}={env} is a relative path, read from the current folder "
+            f"{Path.cwd()}; set it to an absolute path")
+
+
+def anchor_environment(base: str | os.PathLike | None = None) -> dict[str, str]:
+    """Make relative ``$SIAMESE_LIB_DATA`` and ``$SIAMESE_LIB_CACHE`` absolute, in place.
+
+    Every process started afterwards (the book build's kernels, which run in
+    ``notebooks/`` and ``book/``; test subprocesses) inherits the folder the user meant
+    where they typed the command, not one relative to its own working folder.
+
+    Args:
+        base: the folder relative paths are taken from; default the current folder.
+
+    Returns:
+        The variables that were changed, with their new values.
+    """
+    base_path = Path(base).expanduser().absolute() if base is not None else Path.cwd()
+    changed = {}
+    for name in (DATA_ENV, CACHE_ENV):
+        value = os.environ.get(name)
+        if value and not Path(value).expanduser().is_absolute():
+            changed[name] = os.environ[name] = str(base_path / value)
+    return changed
 
 
 def cache_dir(*parts: str) -> Path:

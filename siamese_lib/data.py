@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from . import download as downloads
-from .config import cache_dir, data_root
+from .config import cache_dir, data_root, relative_root_note
 from .files import atomic_write
 
 OMNIGLOT_SUBSETS = ("background", "evaluation")
@@ -54,7 +54,12 @@ _OMNIGLOT_URL = "https://github.com/brendenlake/omniglot (python/images_*.zip)"
 _VINYALS_URL = (
     "https://github.com/jakesnell/prototypical-networks (data/omniglot/splits/vinyals/)"
 )
-_ENV_HINT = "or point the SIAMESE_LIB_DATA environment variable (or the root argument) elsewhere"
+
+
+def _env_hint() -> str:
+    return ("or point the SIAMESE_LIB_DATA environment variable (or the root argument) "
+            "elsewhere" + relative_root_note())
+
 
 Index = torch.Tensor | np.ndarray | Sequence[int] | Sequence[bool] | slice
 ImageSource = Path | bytes
@@ -180,7 +185,7 @@ def load_mnist(train: bool = True, root: str | os.PathLike | None = None) -> Ima
         raise FileNotFoundError(
             f"MNIST is not in {data_root(root) / 'MNIST' / 'raw'} and could not be downloaded "
             f"({str(e).splitlines()[0]}). Put the four files {', '.join(MNIST_FILES)} (.gz) "
-            f"there, {_ENV_HINT}."
+            f"there, {_env_hint()}."
         ) from e
     images = mnist.data.unsqueeze(1).contiguous()
     return ImageSet(images, mnist.targets.long(), [str(d) for d in range(10)])
@@ -263,7 +268,7 @@ def _ensure_omniglot(root: Path, subset: str, download: bool) -> Path:
             return folder
     message = (
         f"Omniglot folder not found: {folder}. Put the unpacked official images_background/ "
-        f"and images_evaluation/ folders from {_OMNIGLOT_URL} in {folder.parent}, {_ENV_HINT}."
+        f"and images_evaluation/ folders from {_OMNIGLOT_URL} in {folder.parent}, {_env_hint()}."
     )
     if cause is not None:
         message += f" The download failed: {cause!r}"
@@ -336,7 +341,7 @@ def load_omniglot_vinyals(
     lines = _read_vinyals_split(_ensure_file(
         path, downloads.VINYALS_URL.format(split=split), download,
         f"Vinyals split file not found: {path}. Copy train.txt, val.txt, test.txt and "
-        f"trainval.txt from {_VINYALS_URL} into {path.parent}, {_ENV_HINT}.",
+        f"trainval.txt from {_VINYALS_URL} into {path.parent}, {_env_hint()}.",
         sha256=downloads.VINYALS_SHA256[split],
     ))
     base = load_omniglot("all", size, root, download)
@@ -396,7 +401,7 @@ def load_lake_runs(
     _ensure_file(
         path, downloads.LAKE_RUNS_URL, download,
         f"Lake's one-shot runs not found: {path}. Copy python/one-shot-classification/"
-        f"all_runs.zip from https://github.com/brendenlake/omniglot there, {_ENV_HINT}.",
+        f"all_runs.zip from https://github.com/brendenlake/omniglot there, {_env_hint()}.",
         md5=downloads.LAKE_RUNS_MD5,
     )
     with zipfile.ZipFile(path) as archive:
@@ -463,7 +468,7 @@ def load_att_faces(
             message = (
                 f"AT&T faces folder not found: {folder}. Put the sNN/ subject folders of the "
                 f"AT&T (ORL) face database there (data/faces/ of {downloads.ATT_FACES_URL}), "
-                f"{_ENV_HINT}."
+                f"{_env_hint()}."
             )
             if cause is not None:
                 message += f" The download failed: {cause!r}"

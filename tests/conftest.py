@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from siamese_lib.config import anchor_environment
 from siamese_lib.nets import EmbeddingNet
+
+# `SIAMESE_LIB_DATA=../shared/data pytest` means ../shared/data from where pytest was typed,
+# also in the subprocesses and temporary folders of the tests.
+anchor_environment()
 
 # The nets in these tests are tiny: one thread is far faster than several OpenMP threads
 # fighting over a shared machine's cores (measured 100x on 2 busy cores).

@@ -1,0 +1,65 @@
+"""The book build's own Sphinx extension (named in ``_config.yml``, ``local_extensions``).
+
+It makes the build mean what the README's command says, wherever its kernels run:
+
+- A relative ``SIAMESE_LIB_DATA`` (``../shared/data``) is made absolute against the folder
+  the build was started from, before any notebook runs: the kernels run in ``notebooks/``
+  and ``book/``, where the same relative path names another folder.
+- ``SIAMESE_LIB_WIDGETS=static``: each explorer draws its precomputed slider, which works
+  in a static page (in a running notebook the same call shows a live one).
+- MathJax comes from the ``django-static-mathjax`` package and is served from the built
+  book's ``_static/mathjax/`` (``mathjax_path`` in ``_config.yml``), so formulas render
+  offline and no page fetches a CDN.
+- Pages that are not notebooks (the results page is a MyST text notebook with no install
+  cell) get no launch buttons.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from siamese_lib.config import anchor_environment
+from siamese_lib.widgets import WIDGETS_ENV
+
+# MathJax's es5 tree, less the combined bundles the book does not load (a third of its size).
+_UNUSED_MATHJAX = ("tex-svg*.js", "tex-chtml*.js", "mml-*.js", "tex-mml-svg.js", "node-main.js")
+
+
+def mathjax_source() -> Path:
+    """The folder of MathJax's ``es5`` build inside the installed ``mathjax`` package."""
+    import mathjax  # django-static-mathjax's package; it needs no Django to be imported
+
+    folder = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+    if not (folder / "tex-mml-chtml.js").is_file():
+        raise FileNotFoundError(f"MathJax's tex-mml-chtml.js is not in {folder}; "
+                                "pip install -r requirements.txt installs django-static-mathjax")
+    return folder
+
+
+def copy_mathjax(app, exception) -> None:
+    """Copy MathJax into ``_static/mathjax`` of the HTML output, where ``mathjax_path`` points."""
+    if exception is not None or app.builder.format != "html":
+        return
+    target = Path(app.outdir) / "_static" / "mathjax"
+    shutil.copytree(mathjax_source(), target, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns(*_UNUSED_MATHJAX))
+
+
+def drop_launch_buttons_off_notebooks(app, pagename, templatename, context, doctree) -> None:
+    """Remove the launch buttons from pages that have no ``.ipynb`` of their own."""
+    if Path(app.srcdir, pagename).with_suffix(".ipynb").is_file():
+        return
+    buttons = context.get("header_buttons") or []
+    context["header_buttons"] = [b for b in buttons if b.get("label") != "launch-buttons"]
+
+
+def setup(app) -> dict:
+    anchor_environment()
+    os.environ[WIDGETS_ENV] = "static"
+    mathjax_source()  # fail at the start of the build, not after every notebook ran
+    app.connect("build-finished", copy_mathjax)
+    # After sphinx-book-theme adds the buttons (priority 501), before the page is written.
+    app.connect("html-page-context", drop_launch_buttons_off_notebooks, priority=502)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

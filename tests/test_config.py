@@ -1,0 +1,94 @@
+"""One data folder for every notebook and script, wherever it runs.
+
+The book's kernels run in ``book/`` and ``notebooks/``; the README's commands give
+``SIAMESE_LIB_DATA=../shared/data`` relative to the repository's root.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from siamese_lib import config, data
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def root_seen_from(folder: Path, env: dict[str, str]) -> str:
+    """``data_root()`` as a process started in ``folder`` sees it."""
+    code = "from siamese_lib.config import data_root; print(data_root())"
+    result = subprocess.run([sys.executable, "-c", code], cwd=folder, env=env, check=True,
+                            capture_output=True, text=True, timeout=120)
+    return result.stdout.strip()
+
+
+def clean_env(**values: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in (config.DATA_ENV, config.CACHE_ENV)}
+    return env | values
+
+
+@pytest.mark.parametrize("value", ["../shared/data", "data"])
+def test_anchored_relative_root_is_the_same_from_book_and_notebooks(monkeypatch, value):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv(config.DATA_ENV, value)
+    changed = config.anchor_environment()
+    assert changed == {config.DATA_ENV: str(ROOT / value)}
+    env = clean_env(**{config.DATA_ENV: os.environ[config.DATA_ENV]})
+    seen = {root_seen_from(ROOT / sub, env) for sub in ("book", "notebooks", ".")}
+    assert seen == {str(ROOT / value)}
+
+
+def test_default_root_is_one_folder_whatever_the_working_folder():
+    env = clean_env(HOME=str(Path.home()))
+    seen = {root_seen_from(ROOT / sub, env) for sub in ("book", "notebooks")}
+    assert seen == {str(Path.home() / "siamese_lib_data")}
+
+
+def test_anchor_leaves_absolute_paths_and_anchors_the_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv(config.DATA_ENV, str(tmp_path / "data"))
+    monkeypatch.setenv(config.CACHE_ENV, "cache")
+    assert config.anchor_environment(base=tmp_path) == {config.CACHE_ENV: str(tmp_path / "cache")}
+    assert os.environ[config.DATA_ENV] == str(tmp_path / "data")
+    assert config.cache_dir() == tmp_path / "cache"
+
+
+def test_a_missing_relative_root_says_it_was_relative_and_where_it_was_read(
+        monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(config.DATA_ENV, "../nowhere")
+    with pytest.raises(FileNotFoundError) as info:
+        data.load_lake_runs()
+    message = str(info.value)
+    assert "SIAMESE_LIB_DATA=../nowhere is a relative path" in message
+    assert str(tmp_path) in message and "absolute path" in message
+    monkeypatch.setenv(config.DATA_ENV, str(tmp_path / "nowhere"))
+    assert config.relative_root_note() == ""
+
+
+def test_the_book_build_anchors_the_data_root_and_draws_static_sliders(monkeypatch):
+    spec = importlib.util.spec_from_file_location("siamese_book",
+                                                  ROOT / "book" / "_ext" / "siamese_book.py")
+    extension = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(extension)
+
+    class App:
+        def __init__(self):
+            self.events = []
+
+        def connect(self, event, handler, priority=500):
+            self.events.append(event)
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv(config.DATA_ENV, "../shared/data")
+    monkeypatch.delenv("SIAMESE_LIB_WIDGETS", raising=False)
+    app = App()
+    extension.setup(app)
+    assert os.environ[config.DATA_ENV] == str(ROOT / "../shared/data")
+    assert os.environ["SIAMESE_LIB_WIDGETS"] == "static"
+    assert set(app.events) == {"build-finished", "html-page-context"}
+    assert (extension.mathjax_source() / "tex-mml-chtml.js").is_file()
