@@ -34,12 +34,13 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 
-# Pages whose static explorer is a to_jshtml animation with a slider; the slider test
-# runs on these and on any other page of the built book that has such an animation.
+# Pages whose static explorer (a precomputed slider drawn by siamese_lib.widgets) must be
+# there; the slider test runs on these and on any other built page that has one.
 EXPLORER_PAGES = (
     "notebooks/02_siamese_and_contrastive_loss.html",  # margin explorer
     "notebooks/04_embedding_distances.html",  # threshold explorer
 )
+EXPLORER_CLASS = "siamese-explorer"
 
 
 def require_book() -> bool:
@@ -123,23 +124,23 @@ def notebook_pages() -> list[str]:
     ]
 
 
-def animation_pages() -> list[str]:
-    """The explorer pages, and every built page holding a ``to_jshtml`` animation."""
+def explorer_pages() -> list[str]:
+    """The explorer pages, and every built page holding a static explorer."""
     built = html_dir()
     found = set(EXPLORER_PAGES)
     for page in book_pages():
         path = built / page
-        if path.is_file() and 'class="animation"' in path.read_text(encoding="utf8"):
+        if path.is_file() and f'class="{EXPLORER_CLASS}"' in path.read_text(encoding="utf8"):
             found.add(page)
     return sorted(found)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrise ``toc_page``, ``notebook_page`` and ``animation_page`` arguments."""
+    """Parametrise ``toc_page``, ``notebook_page`` and ``explorer_page`` arguments."""
     for argname, pages in (
         ("toc_page", book_pages),
         ("notebook_page", notebook_pages),
-        ("animation_page", animation_pages),
+        ("explorer_page", explorer_pages),
     ):
         if argname in metafunc.fixturenames:
             metafunc.parametrize(argname, pages())
@@ -237,15 +238,6 @@ def browser():
             chromium.close()
 
 
-# Uncaught errors that are known, harmless and not ours to fix. Sphinx 7.4 writes the
-# inline <script> that sphinx-thebe registers after the builder starts twice (it
-# compares a body-only script's filename None with ''), so the second copy's `const`
-# declarations throw a SyntaxError. Nothing depends on that second copy.
-KNOWN_PAGE_ERRORS = (
-    re.compile(r"Identifier '(THEBE_JS_URL|thebe_selector\w*)' has already been declared"),
-)
-
-
 @dataclass
 class PageLog:
     """What went wrong while a page was open, as seen by the browser."""
@@ -254,6 +246,7 @@ class PageLog:
     console_errors: list[str] = field(default_factory=list)
     failed_requests: list[str] = field(default_factory=list)
     bad_responses: list[str] = field(default_factory=list)
+    external_requests: list[str] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -265,37 +258,28 @@ def page_log() -> PageLog:
 def page(browser, book_url: str, page_log: PageLog):
     """A fresh browser page with every request outside the local server aborted.
 
-    The book pulls some scripts from CDNs (MathJax, require.js and the ipywidgets
-    HTML manager from cdnjs/jsdelivr/unpkg, thebe, ...). The tests must pass with no
-    network, so those requests are aborted at once (rather than left to time out),
-    and the console errors they cause -- which Chromium attributes to the external
-    URL -- are ignored by the tests. Errors attributed to our own origin are kept.
+    The book must read offline (behind a firewall, as a downloaded copy): every asset a
+    page needs, MathJax included, is served by the book itself. So a request for any other
+    host is aborted at once and recorded in ``page_log.external_requests``, and every
+    console error and uncaught exception is recorded, wherever it comes from.
     """
     context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
-    context.route(lambda url: not url.startswith(book_url), lambda route: route.abort())
+
+    def abort_external(route):
+        page_log.external_requests.append(route.request.url)
+        route.abort()
+
+    context.route(lambda url: not url.startswith(book_url), abort_external)
     pg = context.new_page()
     pg.set_default_timeout(30_000)
 
     def on_console(msg):
-        if msg.type != "error":
-            return
-        where = (msg.location or {}).get("url", "") or ""
-        # Errors located at an external URL are failed CDN loads (no network): ignored.
-        if where and not where.startswith(book_url):
-            return
-        page_log.console_errors.append(f"{msg.text} [at {where or '?'}]")
+        if msg.type == "error":
+            where = (msg.location or {}).get("url", "") or "?"
+            page_log.console_errors.append(f"{msg.text} [at {where}]")
 
     def on_pageerror(exc):
-        stack = getattr(exc, "stack", "") or ""
-        text = f"{exc}\n{stack}".strip()
-        # An uncaught exception thrown inside a script loaded from a CDN (which can
-        # only be partly there, offline) is not ours; anything else is.
-        frames = [ln for ln in stack.splitlines() if "http" in ln]
-        if frames and not any(book_url in ln for ln in frames):
-            return
-        if any(known.search(str(exc)) for known in KNOWN_PAGE_ERRORS):
-            return
-        page_log.page_errors.append(text)
+        page_log.page_errors.append(f"{exc}\n{getattr(exc, 'stack', '') or ''}".strip())
 
     def on_requestfailed(request):
         if request.url.startswith(book_url):

@@ -1,9 +1,10 @@
 """Headless-browser checks of the built book, page by page.
 
 Every HTML page listed in ``_toc.yml`` is opened in Chromium (see conftest.py) and
-checked: it loads without errors, its images load, a screenshot is taken, its launch
-links point at the right notebook, its internal links and anchors resolve, and its
-static explorers (matplotlib ``to_jshtml`` animations) respond to their slider.
+checked: it loads with no error and no request leaving the local server, its formulas
+are typeset (MathJax served by the book itself), its images load, a screenshot is taken,
+its launch links point at the right notebook, its internal links and anchors resolve,
+and its static explorers are sliders that open where the chapter says and redraw.
 
 Run after building the book::
 
@@ -14,6 +15,7 @@ Run after building the book::
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -22,10 +24,9 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-# toc_page / notebook_page / animation_page are parametrised by conftest.py from
-# _toc.yml (and, for animation_page, the explorer pages plus any built page with an
-# animation).
-ANIMATION_SLIDERS = "div.animation input[type=range]"
+# toc_page / notebook_page / explorer_page are parametrised by conftest.py from
+# _toc.yml (and, for explorer_page, the explorer pages plus any built page with one).
+EXPLORERS = "div.siamese-explorer"
 
 
 # --------------------------------------------------------------------------------------
@@ -85,8 +86,9 @@ def test_page_loads_without_errors(page, page_log, book_url: str, toc_page: str)
     name = toc_page
     _open(page, book_url, name)
     page.wait_for_load_state("networkidle")
-    # Console errors located at external hosts (CDN scripts that cannot load offline)
-    # were dropped by the fixture; what is left comes from our own origin.
+    assert not page_log.external_requests, (
+        f"{name}: requests leaving the local server (the book must read offline): "
+        f"{page_log.external_requests}")
     assert not page_log.page_errors, f"{name}: uncaught JavaScript errors: {page_log.page_errors}"
     assert not page_log.console_errors, f"{name}: console errors: {page_log.console_errors}"
     assert not page_log.bad_responses, f"{name}: failed loads: {page_log.bad_responses}"
@@ -187,46 +189,92 @@ def test_internal_links_resolve(page, book_url: str, book_html: Path, toc_page: 
 
 
 # --------------------------------------------------------------------------------------
-# (f) static explorers: moving a to_jshtml animation's slider changes the frame
+# (f) formulas are typeset, by the MathJax the book serves itself
 
 
 @pytest.mark.browser
-def test_animation_slider_changes_frame(
-    page, book_url: str, book_html: Path, skip_unless_required, animation_page: str
+def test_formulas_are_typeset(page, page_log, book_url: str, toc_page: str):
+    name = toc_page
+    _open(page, book_url, name)
+    if page.locator(".math").count() == 0:
+        return  # a page without formulas has nothing to typeset
+    page.wait_for_function(
+        "() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=15_000)
+    page.evaluate("() => MathJax.startup.promise")
+    raw = page.evaluate(
+        """() => Array.from(document.querySelectorAll('.math'))
+               .filter(el => !el.querySelector('mjx-container'))
+               .map(el => el.textContent.trim().slice(0, 60))""")
+    assert not raw, f"{name}: formulas left as raw TeX: {raw[:5]}"
+    assert not page_log.external_requests, f"{name}: {page_log.external_requests}"
+
+
+# --------------------------------------------------------------------------------------
+# (g) static explorers: a slider with its value beside it, one frame per position, opening
+# at the chapter's value
+
+
+def _explorer_state(explorer) -> dict:
+    return explorer.evaluate(
+        """root => { const s = root.querySelector('input[type=range]');
+                     const frames = root.explorerFrames || [];
+                     return {min: +s.min, max: +s.max, value: +s.value,
+                             readout: root.querySelector('output').textContent,
+                             image: root.querySelector('img').getAttribute('src') || '',
+                             positions: +root.dataset.positions, frames: frames.length,
+                             distinct: new Set(frames).size,
+                             empty: frames.filter(f => !f).length}; }""")
+
+
+def _move(explorer, value: int) -> None:
+    explorer.locator("input[type=range]").evaluate(
+        """(el, v) => { el.value = String(v);
+                        el.dispatchEvent(new Event('input', {bubbles: true})); }""", value)
+
+
+def _expected_start(page, book_source: Path, name: str, readout: str) -> None:
+    """Each chapter opens its explorer at its own value: chapter 2 at the parameter MARGIN,
+    chapter 4 at the validation threshold its prose quotes just above the explorer."""
+    if name.endswith("02_siamese_and_contrastive_loss.html"):
+        source = (book_source / Path(name).with_suffix(".ipynb")).read_text(encoding="utf8")
+        margin = float(re.search(r"MARGIN = ([0-9.]+)", source).group(1))
+        assert readout == f"{margin:.2f}", f"{name}: opens at m = {readout}, not {margin}"
+    elif name.endswith("04_embedding_distances.html"):
+        prose = page.locator("section#explore-the-threshold p").all_inner_texts()
+        assert any(readout in p for p in prose), (
+            f"{name}: opens at {readout}, a value the section's prose does not quote")
+
+
+@pytest.mark.browser
+def test_explorer_slider(
+    page, book_url: str, book_html: Path, book_source: Path, skip_unless_required,
+    explorer_page: str,
 ):
-    name = animation_page
+    name = explorer_page
     if not (book_html / name).is_file():
         skip_unless_required(f"{name} is not in the built book")
     _open(page, book_url, name)
-    sliders = page.locator(ANIMATION_SLIDERS)
-    count = sliders.count()
-    if count == 0:
-        skip_unless_required(f"{name} has no to_jshtml animation (its explorer is missing)")
-    for i in range(count):
-        slider = sliders.nth(i)
-        slider.scroll_into_view_if_needed()
-        image = slider.locator("xpath=ancestor::div[contains(@class,'animation')][1]//img")
-        assert image.count() >= 1, f"{name}: animation {i} has no <img> frame"
-        # The animation object is created in a setTimeout(0) after load: wait for it
-        # to show its first frame.
-        page.wait_for_function("img => !!img.getAttribute('src')", arg=image.first.element_handle())
-        before = image.first.get_attribute("src")
-        lo, hi, value = (
-            int(float(slider.get_attribute(a) or d))
-            for a, d in (("min", "0"), ("max", "0"), ("value", "0"))
-        )
-        assert hi > lo, f"{name}: animation {i} has a single frame"
-        new = hi if value != hi else lo
-        slider.evaluate(
-            """(el, v) => { el.value = String(v);
-                            el.dispatchEvent(new Event('input', {bubbles: true}));
-                            el.dispatchEvent(new Event('change', {bubbles: true})); }""",
-            new,
-        )
-        page.wait_for_function(
-            "([img, old]) => img.getAttribute('src') !== old",
-            arg=[image.first.element_handle(), before],
-            timeout=5_000,
-        )
-        after = image.first.get_attribute("src")
-        assert after and after != before, f"{name}: animation {i} frame did not change"
+    explorers = page.locator(EXPLORERS)
+    if explorers.count() == 0:
+        skip_unless_required(f"{name} has no static explorer (its explorer cell is missing)")
+    assert page.locator("div.animation").count() == 0, f"{name}: an animation, not a slider"
+    for i in range(explorers.count()):
+        explorer = explorers.nth(i)
+        explorer.scroll_into_view_if_needed()
+        state = _explorer_state(explorer)
+        positions = state["max"] - state["min"] + 1
+        assert positions == state["positions"] == state["frames"], (
+            f"{name}: {positions} slider positions but {state['frames']} frames drawn")
+        assert 30 <= positions <= 60, f"{name}: {positions} positions (want 30 to 60)"
+        # Two close thresholds may draw the same pixels; most positions must differ.
+        assert state["empty"] == 0 and state["distinct"] > positions // 2, (
+            f"{name}: only {state['distinct']} distinct frames for {positions} positions")
+        assert state["image"].startswith("data:image/png;base64,"), f"{name}: no frame shown"
+        _expected_start(page, book_source, name, state["readout"])
+        _move(explorer, state["max"] if state["value"] != state["max"] else state["min"])
+        moved = _explorer_state(explorer)
+        assert moved["image"] != state["image"], f"{name}: explorer {i}: the frame did not change"
+        assert moved["readout"] != state["readout"], f"{name}: explorer {i}: value not shown"
+        width = explorer.locator("img").evaluate("img => img.getBoundingClientRect().width")
+        column = explorer.evaluate("el => el.parentElement.getBoundingClientRect().width")
+        assert width <= column + 1, f"{name}: frame {width:.0f}px wide in a {column:.0f}px column"
