@@ -29,7 +29,8 @@ defaults
 Timing rules: everything runs in one process; the variants being compared are run in
 interleaved rounds (A, B, A, B, ...), the first round is a discarded warm-up, and every
 figure is a median over steps or rounds, so that load from other processes on a shared
-machine hits all variants alike. All randomness is seeded (``--seed``).
+machine hits all variants alike. On a CUDA device every timer is read after
+``torch.cuda.synchronize()`` (:func:`clock`). All randomness is seeded (``--seed``).
 
 ``benchmarks/__main__.py`` can call :func:`main` with its own ``argv``.
 """
@@ -138,6 +139,17 @@ TORCH_DEFAULT_THREADS = torch.get_num_threads()
 # ------------------------------------------------------------------------------ helpers
 
 
+def clock(device: torch.device) -> float:
+    """``time.perf_counter()``, read once ``device`` has finished the work queued on it.
+
+    CUDA runs kernels asynchronously: a timer read right after a step measures how long
+    it took to queue the step, not to run it. Every timing of this module reads this clock.
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
 def median(values: Sequence[float]) -> float:
     """The median, or NaN for no values."""
     return statistics.median(values) if values else float("nan")
@@ -211,37 +223,46 @@ class Pipeline:
         """Run ``settle + steps`` optimiser steps through :func:`siamese_lib.train.fit`.
 
         The time spent waiting for each batch is measured around ``next()``; the time of
-        the step itself is fit's own ``History.step_seconds``. The first ``settle`` steps
-        are not recorded: after another pipeline ran with other settings (memory format,
-        precision), the first step rebuilds its kernels and was measured up to 2x slower.
+        the step itself runs from fit taking a batch to fit asking for the next one (fit's
+        own ``History.step_seconds`` does not wait for a GPU to finish the step). The
+        first ``settle`` steps are not recorded: after another pipeline ran with other
+        settings (memory format, precision), the first step rebuilds its kernels and was
+        measured up to 2x slower.
         """
         steps += settle
         waits: list[float] = []
+        work: list[float] = []
 
         def timed(_epoch: int) -> Iterator:
+            handed = None  # when fit took the last batch
             for _ in range(steps):
-                t0 = time.perf_counter()
+                t0 = clock(self.device)
+                if handed is not None:
+                    work.append(t0 - handed)
                 batch = next(self.batches)
-                waits.append(time.perf_counter() - t0)
+                handed = clock(self.device)
+                waits.append(handed - t0)
                 yield batch
+            if handed is not None:  # fit asks once more after the last step
+                work.append(clock(self.device) - handed)
 
         with torch_settings(self.channels_last, self.threads, self.bf16):
-            history = fit(
+            fit(
                 self.model, self.loss, timed, epochs=1, steps_per_epoch=steps, lr=1e-3,
                 schedule=None, device=self.device, progress=False,
             )
         if record:
             self.data += waits[settle:]
-            self.compute += history.step_seconds[settle:]
+            self.compute += work[settle:]
 
     def data_block(self, n: int, record: bool) -> None:
         """Draw ``n`` batches without training: the batch source's cost on its own."""
         with torch_settings(self.channels_last, self.threads, self.bf16):
             for _ in range(n):
-                t0 = time.perf_counter()
+                t0 = clock(self.device)
                 next(self.batches)
                 if record:
-                    self.alone.append(time.perf_counter() - t0)
+                    self.alone.append(clock(self.device) - t0)
 
     @property
     def step_totals(self) -> list[float]:
@@ -376,9 +397,9 @@ def format_training(result: TrainingResult, sizes: Sizes, device: torch.device) 
         "(step ms / fit step ms), since the step itself dominates",
         f"data share of a siamese_lib step: {100 * lib_share:.1f}% "
         f"(target <= {100 * TARGET_DATA_SHARE:.0f}%: {_verdict(lib_share <= TARGET_DATA_SHARE)})",
-        "step ms = data ms (waiting for the batch inside fit) + fit step ms (fit's own "
-        "History.step_seconds); data alone ms = drawing a batch with no training around it; "
-        "data share = median of data ms / step ms.",
+        "step ms = data ms (waiting for the batch inside fit) + fit step ms (from fit "
+        "taking the batch to asking for the next one); data alone ms = drawing a batch "
+        "with no training around it; data share = median of data ms / step ms.",
     ])
 
 
@@ -426,13 +447,13 @@ def per_pair_seconds(
     warm = to_float(images[:1]).to(device)
     # float32, as in the article's code (bfloat16 autocast measured slower at 2 images a call)
     siamese.distance(warm, warm)  # untimed: builds the kernels for a batch of 2
-    t0 = time.perf_counter()
+    t0 = clock(device)
     for e in range(len(episodes.support)):
         for q in episodes.query[e].flatten():
             x1 = to_float(images[q : q + 1]).to(device)
             for s in episodes.support[e, :, 0]:
                 siamese.distance(x1, to_float(images[s : s + 1]).to(device))
-    return time.perf_counter() - t0
+    return clock(device) - t0
 
 
 @dataclass
@@ -506,16 +527,16 @@ def run_evaluation(
 
     once_s: list[float] = []
     twin_s: list[float] = []
-    start = time.perf_counter()
+    start = clock(device)
     for _ in range(sizes.eval_rounds):
-        t0 = time.perf_counter()
+        t0 = clock(device)
         emb, once_acc = once()
-        once_s.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
+        once_s.append(clock(device) - t0)
+        t0 = clock(device)
         twin_pred = twin()
-        twin_s.append((time.perf_counter() - t0) * e / k)
-        last = time.perf_counter() - t0 + once_s[-1]
-        if time.perf_counter() - start + last > sizes.eval_budget_s:
+        twin_s.append((clock(device) - t0) * e / k)
+        last = clock(device) - t0 + once_s[-1]
+        if clock(device) - start + last > sizes.eval_budget_s:
             break
 
     n_pp = min(sizes.per_pair_episodes, e)
@@ -786,7 +807,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(sections: list[str], sizes: Sizes, seed: int, device: torch.device, quick: bool) -> int:
-    started = time.perf_counter()
+    started = clock(device)
     print(_header(sizes, seed, device, quick), flush=True)
     try:
         mnist = load_mnist(train=True) if {"training", "defaults"} & set(sections) else None
@@ -802,10 +823,10 @@ def _run(sections: list[str], sizes: Sizes, seed: int, device: torch.device, qui
     }
     for name in SECTIONS:
         if name in sections:
-            t0 = time.perf_counter()
+            t0 = clock(device)
             text = runners[name]()
-            print(f"\n{text}\n({name} section: {time.perf_counter() - t0:.0f} s)", flush=True)
-    print(f"\ntotal {time.perf_counter() - started:.0f} s", flush=True)
+            print(f"\n{text}\n({name} section: {clock(device) - t0:.0f} s)", flush=True)
+    print(f"\ntotal {clock(device) - started:.0f} s", flush=True)
     return 0
 
 

@@ -7,6 +7,7 @@ build computed; outside a book build (Jupyter, Colab) it just shows the value.
 from __future__ import annotations
 
 import inspect
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -59,22 +60,53 @@ def show_source(obj: Any) -> Any:
 
 
 # ------------------------------------------------------------------ the repository URL
-# _config.yml holds the repository URL; each notebook's Colab cell repeats it, because
-# a notebook opened on Colab cannot read _config.yml. `sync-url` rewrites those cells.
+# _config.yml holds the repository URL and the branch the launch buttons open; each
+# notebook's Colab cell repeats both, because a notebook opened on Colab cannot read
+# _config.yml. `sync-url` rewrites those cells.
 
 _INSTALL_PREFIX = '%pip install -q "siamese_lib @ git+'
+# a branch or tag name that is safe inside the quoted pip requirement
+_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
+
+
+def _repository(config: str) -> dict[str, Any]:
+    import yaml
+
+    with open(config) as f:
+        return yaml.safe_load(f)["repository"]
 
 
 def repository_url(config: str = "_config.yml") -> str:
     """The repository URL from the book's ``_config.yml``."""
-    import yaml
+    return _repository(config)["url"].rstrip("/")
 
-    with open(config) as f:
-        return yaml.safe_load(f)["repository"]["url"].rstrip("/")
+
+def repository_ref(config: str = "_config.yml") -> str:
+    """The branch or tag the book's launch buttons open: ``repository.branch`` of
+    ``_config.yml`` ("main", jupyter-book's default, when it is not set).
+
+    Raises:
+        ValueError: the branch is not a plain branch or tag name.
+    """
+    ref = str(_repository(config).get("branch", "main"))
+    if not _REF.fullmatch(ref):
+        raise ValueError(f"repository.branch in {config} must be a git branch or tag name "
+                         f"(letters, digits and '._/-'), got {ref!r}")
+    return ref
+
+
+def install_source(config: str = "_config.yml") -> str:
+    """What a notebook's Colab cell installs: ``URL@REF``, the repository at the branch or
+    tag the launch button opens.
+
+    A book built from a tag (``branch: v1.0``) then installs exactly that tag's library,
+    not the newest one on the default branch.
+    """
+    return f"{repository_url(config)}@{repository_ref(config)}"
 
 
 def notebook_install_urls(notebook: str) -> list[str]:
-    """The repository URLs in a notebook's Colab install lines."""
+    """What a notebook's Colab install lines install: one ``URL@REF`` (as written) per line."""
     import json
 
     with open(notebook) as f:
@@ -88,23 +120,21 @@ def notebook_install_urls(notebook: str) -> list[str]:
 
 
 def sync_url(config: str = "_config.yml", notebooks: str = "notebooks") -> list[str]:
-    """Rewrite every notebook's Colab install line to the URL in ``_config.yml``.
+    """Rewrite every notebook's Colab install line to :func:`install_source`: the URL and
+    the branch (or tag) in ``_config.yml``.
 
     Returns the notebooks that changed.
     """
     import json
     from pathlib import Path
 
-    url, changed = repository_url(config), []
+    source, changed = install_source(config), []
     for path in sorted(Path(notebooks).glob("*.ipynb")):
         nb = json.loads(path.read_text())
         for cell in nb["cells"]:
             src = "".join(cell["source"]).splitlines(keepends=True)
-            new = [
-                line[: line.index(_INSTALL_PREFIX)] + f'{_INSTALL_PREFIX}{url}"\n'
-                if line.strip().startswith(_INSTALL_PREFIX) else line
-                for line in src
-            ]
+            new = [_install_line(line, source, path) if line.strip().startswith(_INSTALL_PREFIX)
+                   else line for line in src]
             if new != src:
                 cell["source"] = new
         text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
@@ -114,7 +144,17 @@ def sync_url(config: str = "_config.yml", notebooks: str = "notebooks") -> list[
     return changed
 
 
+def _install_line(line: str, source: str, notebook: object) -> str:
+    """The install line with ``source`` in place of what it installed; its indentation and
+    line end kept (the last line of a cell has none, as Jupyter saves it)."""
+    head, rest = line.split(_INSTALL_PREFIX, 1)
+    if '"' not in rest:
+        raise ValueError(f"{notebook}: the install line has no closing quote: {line.strip()}")
+    return head + _INSTALL_PREFIX + source + rest[rest.index('"'):]
+
+
 if __name__ == "__main__":
     if sys.argv[1:] != ["sync-url"]:
         sys.exit("usage: python -m siamese_lib.book sync-url")
-    print("\n".join(sync_url()) or "all notebooks already use the URL in _config.yml")
+    print("\n".join(sync_url())
+          or "all notebooks already install the repository and branch in _config.yml")

@@ -7,6 +7,7 @@ on every pair would embed the same image hundreds of times.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,7 +65,8 @@ def embed_images(
     batch_size: int = 1024,
     device: str | torch.device | None = None,
 ) -> torch.Tensor:
-    """Embed every image once -> (N, d) on the CPU. ``model=None`` returns raw pixels (flattened).
+    """Embed every image once -> (N, d) on the CPU. ``model=None`` returns raw pixels
+    (flattened), on the images' device.
 
     Images may be uint8 (scaled to [0, 1]) or float.
     """
@@ -107,6 +109,29 @@ def _negative_squared_distance(q: torch.Tensor, s: torch.Tensor) -> torch.Tensor
     return -pairwise_squared_euclidean(q, s)
 
 
+def _head_device(similarity: Similarity) -> torch.device | None:
+    """Where a learned similarity's weights are: the device of its module, for a method of
+    a module (``KochLoss.similarity``) or a module itself; None for a plain function."""
+    owner = getattr(similarity, "__self__", similarity)
+    if not isinstance(owner, nn.Module):
+        return None
+    weight = next(itertools.chain(owner.parameters(), owner.buffers()), None)
+    return None if weight is None else weight.device
+
+
+def _learned_scores(
+    similarity: Similarity, query: torch.Tensor, support: torch.Tensor
+) -> torch.Tensor:
+    """``similarity(query, support)``, both moved to the head's device; the scores stay there.
+
+    embed_images returns CPU embeddings, while fit() keeps a learned head on the training
+    device (the GPU), next to its optimiser state: the embeddings move, not the head.
+    """
+    device = _head_device(similarity)
+    device = query.device if device is None else device
+    return similarity(query.to(device), support.to(device))
+
+
 def classify_queries(
     support: torch.Tensor,
     query: torch.Tensor,
@@ -122,17 +147,21 @@ def classify_queries(
             higher = more alike; default: negative squared Euclidean distance.
         rule: "nearest" (the class of the most similar support image, the Siamese rule)
             or "prototype" (the class of the nearest mean support embedding).
+
+    Returns:
+        The predictions, on the device of the scores: the learned similarity's module's
+        device (the embeddings are moved there), else the queries' device.
     """
     e, n, k, d = support.shape
     if rule == "prototype":
         support, k = support.mean(2, keepdim=True), 1
     elif rule != "nearest":
         raise ValueError(f"rule must be 'nearest' or 'prototype', got {rule!r}")
-    flat = support.reshape(e, n * k, d)
+    flat = support.reshape(e, n * k, d).to(query.device)
     if similarity is None:
         scores = _negative_squared_distance(query, flat)
     else:
-        scores = similarity(query[:, :, None, :], flat[:, None, :, :])
+        scores = _learned_scores(similarity, query[:, :, None, :], flat[:, None, :, :])
     return scores.reshape(e, -1, n, k).amax(-1).argmax(-1)
 
 
@@ -146,7 +175,8 @@ def one_shot_accuracy(
     """Accuracy over N-way K-shot episodes, from embeddings computed once.
 
     Args:
-        embeddings: (N_images, d), e.g. from :func:`embed_images`.
+        embeddings: (N_images, d), e.g. from :func:`embed_images`, on any device: the
+            episodes' indices and answers are moved to them.
         episodes: an :class:`~siamese_lib.episodes.EpisodeSampler` or drawn :class:`~siamese_lib.episodes.Episodes`.
         similarity: a learned pair score (e.g. ``KochLoss.similarity``); default -D^2.
         rule: "nearest" or "prototype" (see :func:`classify_queries`).
@@ -162,8 +192,9 @@ def one_shot_accuracy(
         s = rows(embeddings, episodes.support[start : start + chunk])  # (E, N, K, d)
         q_idx = episodes.query[start : start + chunk]
         q = rows(embeddings, q_idx.flatten(1))  # (E, N*Q, d)
-        truth = torch.arange(q_idx.shape[1]).repeat_interleave(q_idx.shape[2])
         pred = classify_queries(s, q, similarity, rule)
+        # the answers where the predictions are (the GPU, with CUDA embeddings or a GPU head)
+        truth = torch.arange(q_idx.shape[1], device=pred.device).repeat_interleave(q_idx.shape[2])
         per_episode.append((pred == truth).double().mean(1))
     return mean_ci95(torch.cat(per_episode))
 
@@ -185,7 +216,7 @@ def lake_runs_accuracy(
         s = embed_images(model, run.train, device=device)
         q = embed_images(model, run.test, device=device)
         pred = classify_queries(s[None, :, None, :], q[None], similarity)[0]
-        trials.append((pred == run.answers).double())
+        trials.append((pred == run.answers.to(pred.device)).double())
     return mean_ci95(torch.cat(trials))
 
 
@@ -230,13 +261,19 @@ def predict_classes(
             or "prototype" (the class whose mean support embedding is nearest).
         device: where to run the net (default: :func:`~siamese_lib.config.pick_device`).
 
+    Returns:
+        The predictions, on the device of the scores: the learned similarity's module's
+        device, else that of the embeddings (the CPU; the images' device for pixels).
+
     Raises:
         ValueError: the labels do not match the support images, or a class between 0 and
             the largest label has no support image.
     """
     if rule not in ("nearest", "prototype"):
         raise ValueError(f"rule must be 'nearest' or 'prototype', got {rule!r}")
-    support_labels = torch.as_tensor(support_labels).long().flatten()
+    # a tensor keeps its device, a list or an array starts on the CPU (not the default device)
+    support_labels = torch.as_tensor(
+        support_labels, device=getattr(support_labels, "device", "cpu")).long().flatten()
     if len(support_labels) != len(support_images) or not len(support_labels):
         raise ValueError(f"need one label per support image, got {len(support_labels)} labels "
                          f"for {len(support_images)} images")
@@ -247,17 +284,20 @@ def predict_classes(
     s = embed_images(model, support_images, device=device)
     q = embed_images(model, query_images, device=device)
     n_classes = len(counts)
+    support_labels, counts = support_labels.to(s.device), counts.to(s.device)
     if rule == "prototype":
-        s = torch.zeros(n_classes, s.shape[1]).index_add_(0, support_labels, s) / counts[:, None]
-        support_labels = torch.arange(n_classes)
+        s = (torch.zeros(n_classes, s.shape[1], device=s.device)
+             .index_add_(0, support_labels, s) / counts[:, None])
+        support_labels = torch.arange(n_classes, device=s.device)
     if similarity is None:
         per_image = -pairwise_euclidean(q, s)
     else:  # a learned head sees every (query, support) pair: bound its (rows, S, d) input
         rows = max(1, _PAIR_ELEMENTS // (len(s) * s.shape[1]))
-        per_image = torch.cat([similarity(q[i : i + rows, None, :], s[None, :, :]).float()
-                               for i in range(0, len(q), rows)])
-    scores = torch.full((len(q), n_classes), -math.inf).scatter_reduce(
-        1, support_labels.expand(len(q), -1), per_image, reduce="amax")
+        per_image = torch.cat([
+            _learned_scores(similarity, q[i : i + rows, None, :], s[None, :, :]).float()
+            for i in range(0, len(q), rows)])
+    scores = torch.full((len(q), n_classes), -math.inf, device=per_image.device).scatter_reduce(
+        1, support_labels.to(per_image.device).expand(len(q), -1), per_image, reduce="amax")
     return Predictions(scores.argmax(1), scores)
 
 
@@ -267,7 +307,7 @@ def predict_classes(
 
 def accuracy_at_threshold(d: torch.Tensor, y: torch.Tensor, threshold: float) -> float:
     """Share of pairs called right when "similar" means ``D <= threshold`` (Y = 0 similar)."""
-    return float(((d <= threshold) == (y == 0)).double().mean())
+    return float(((d <= threshold) == (y.to(d.device) == 0)).double().mean())
 
 
 def best_threshold(d: torch.Tensor, y: torch.Tensor) -> float:
@@ -276,10 +316,11 @@ def best_threshold(d: torch.Tensor, y: torch.Tensor) -> float:
     Candidates are the midpoints between consecutive sorted distances.
     """
     d_sorted, order = d.double().sort()
-    similar = (y[order] == 0).double()
+    similar = (y.to(d.device)[order] == 0).double()
+    zero = torch.zeros(1, dtype=torch.double, device=d.device)
     # calling the first i pairs similar: right on similar ones among them, dissimilar ones after
-    correct = torch.cat([torch.zeros(1, dtype=torch.double), similar.cumsum(0)]) + torch.cat(
-        [(1 - similar).flip(0).cumsum(0).flip(0), torch.zeros(1, dtype=torch.double)]
+    correct = torch.cat([zero, similar.cumsum(0)]) + torch.cat(
+        [(1 - similar).flip(0).cumsum(0).flip(0), zero]
     )
     # no threshold splits a run of equal distances: only split between different values
     possible = torch.ones_like(correct, dtype=torch.bool)
@@ -315,7 +356,11 @@ class ROC:
 
 
 def roc_curve(d: torch.Tensor, y: torch.Tensor) -> ROC:
-    """ROC curve, AUC and equal error rate of distances ``d`` for labels ``y`` (Y = 0 similar)."""
+    """ROC curve, AUC and equal error rate of distances ``d`` for labels ``y`` (Y = 0 similar).
+
+    The curve's tensors are on the device of ``d``.
+    """
+    y = y.to(d.device)
     if not ((y == 0).any() and (y == 1).any()):
         raise ValueError("a ROC curve needs both similar (Y=0) and dissimilar (Y=1) pairs")
     d_sorted, order = d.double().sort()
@@ -324,10 +369,11 @@ def roc_curve(d: torch.Tensor, y: torch.Tensor) -> ROC:
     # tie, and a tie between a similar and a dissimilar pair then counts 1/2 in the AUC
     last = torch.ones_like(d_sorted, dtype=torch.bool)
     last[:-1] = d_sorted[1:] > d_sorted[:-1]
-    zero = torch.zeros(1, dtype=torch.double)
+    zero = torch.zeros(1, dtype=torch.double, device=d.device)
     tpr = torch.cat([zero, similar.cumsum(0)[last] / similar.sum()])
     fpr = torch.cat([zero, (1 - similar).cumsum(0)[last] / (1 - similar).sum()])
-    thresholds = torch.cat([torch.tensor([_just_below_min(d)], dtype=torch.double), d_sorted[last]])
+    below = torch.tensor([_just_below_min(d)], dtype=torch.double, device=d.device)
+    thresholds = torch.cat([below, d_sorted[last]])
     auc = float(torch.trapezoid(tpr, fpr))
     fnr = 1 - tpr
     k = int((fpr - fnr).abs().argmin())

@@ -219,13 +219,15 @@ def pair_batches(
     n_batches: int,
     seed: int = 0,
     augment: Augment | None = None,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Yield image pair batches ``(x1, x2, y)`` for a pair loss, straight from a tensor.
 
     ``images`` (N, C, H, W), uint8 or float, may live on the GPU; indexing it is the
-    whole cost of a batch (no per-item Python or PIL work).
+    whole cost of a batch (no per-item Python or PIL work). The batches go to ``device``,
+    by default the images' device.
     """
+    device = images.device if device is None else device
     sampler = PairSampler(labels, seed=seed)
     g = torch.Generator().manual_seed(seed + 1)
     for i, j, y in sampler.batches(batch_size, n_batches):
@@ -243,9 +245,13 @@ def class_balanced_batches(
     n_batches: int,
     seed: int = 0,
     augment: Augment | None = None,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield P x K batches ``(x, labels)`` for a batch loss, straight from a tensor."""
+    """Yield P x K batches ``(x, labels)`` for a batch loss, straight from a tensor.
+
+    The batches go to ``device``, by default the images' device (see :func:`pair_batches`).
+    """
+    device = images.device if device is None else device
     labels = labels_of(labels)
     sampler = ClassBalancedBatchSampler(labels, n_classes, n_per_class, n_batches, seed=seed)
     g = torch.Generator().manual_seed(seed + 1)
@@ -258,6 +264,9 @@ def class_balanced_batches(
 
 
 def all_pairs(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Every pair (i < j) of a batch -> (i, j, Y) with Y = 0 where the labels match."""
-    i, j = torch.triu_indices(len(labels), len(labels), offset=1)
+    """Every pair (i < j) of a batch -> (i, j, Y) with Y = 0 where the labels match.
+
+    All three are on the labels' device.
+    """
+    i, j = torch.triu_indices(len(labels), len(labels), offset=1, device=labels.device)
     return i, j, (labels[i] != labels[j]).long()

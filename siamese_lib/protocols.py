@@ -107,7 +107,7 @@ def _mnist_verification(embedded, similarity, n_episodes, seeds, n_pairs: int = 
 
     def distances(e: torch.Tensor, labels: torch.Tensor, s: int):
         i, j, y = PairSampler(labels, seed=s).sample(n_pairs)
-        return (rows(e, i) - rows(e, j)).norm(dim=1), y
+        return (rows(e, i) - rows(e, j)).norm(dim=1), y.to(e.device)  # the sampler's are CPU
 
     runs = []
     for seed in seeds:

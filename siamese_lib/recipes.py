@@ -42,7 +42,7 @@ from .nets import Classifier, EmbeddingNet
 from .pairs import class_balanced_batches, pair_batches, rows, to_float
 from .train import History, fit
 
-CACHE_VERSION = 2  # 2: nets run in bfloat16 on CPUs with AMX (see train.autocast_dtype)
+CACHE_VERSION = 2  # 2: nets run in bfloat16 on CPUs that have it (see train.autocast_dtype)
 #: Episodes of the validation after each epoch (N-way 1-shot accuracy on held-out data, with
 #: N = 20, or the number of held-out classes if fewer, as for the 10 MNIST digits).
 VALIDATION_EPISODES = 300
@@ -237,13 +237,15 @@ def _validator(recipe: Recipe, data: TrainingData, loss_fn: nn.Module):
     if recipe.loss == "cross-entropy":
         def accuracy(model: nn.Module) -> float:
             logits = embed_images(model, data.val_images)
-            return float((logits.argmax(1) == data.val_labels).double().mean())
+            return float((logits.argmax(1) == data.val_labels.to(logits.device)).double().mean())
         return accuracy
     n_way = min(20, int(data.val_labels.unique().numel()))
     sampler = EpisodeSampler(data.val_labels, n_way, 1, 1, VALIDATION_EPISODES, seed=12345)
     episodes = sampler.sample()
     similarity = loss_fn.similarity if isinstance(loss_fn, KochLoss) else None
 
+    # embed_images gives CPU embeddings while fit() keeps Koch's head on the training
+    # device; one_shot_accuracy scores them on the head's device
     def one_shot(model: nn.Module) -> float:
         return one_shot_accuracy(embed_images(model, data.val_images), episodes, similarity).mean
 

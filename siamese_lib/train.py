@@ -62,23 +62,27 @@ def use_channels_last(device: torch.device) -> bool:
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
     """The reduced precision to run the nets in, or None for float32.
 
-    bfloat16 on a CPU with AMX tiles (Intel Sapphire Rapids and later): measured 2x
-    faster for a Conv-4 training step (0.12 s vs 0.24 s per 256 images on 2 cores) with the
-    same one-shot accuracy. Elsewhere float32: without AMX, bfloat16 convolutions are
-    emulated and slower. ``SIAMESE_LIB_BF16=0`` or ``1`` overrides the default (CPU only).
+    bfloat16 on a CPU that computes it natively: AMX tiles (Intel Sapphire Rapids and
+    later) or AVX512-BF16 (AMD Zen 4 and later, Intel Cooper Lake). A Conv-4 training step
+    (64 channels, 256 images, 2 cores) measured 2x faster with AMX (0.12 s vs 0.24 s) and
+    2.3x faster with AVX512-BF16 and no AMX (97 ms vs 221 ms), with the same one-shot
+    accuracy. Elsewhere float32: without them, bfloat16 convolutions are emulated and
+    slower. ``SIAMESE_LIB_BF16=0`` or ``1`` overrides the default (CPU only).
     """
     if device.type != "cpu":
         return None
     env = os.environ.get("SIAMESE_LIB_BF16")
     if env is not None:
         return torch.bfloat16 if env == "1" else None
-    return torch.bfloat16 if _cpu_has_amx() else None
+    return torch.bfloat16 if cpu_has_native_bf16() else None
 
 
 @functools.cache
-def _cpu_has_amx() -> bool:
-    # asked once per process: autocast() runs on every training step and embedded batch
-    return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has AMX tiles or AVX512-BF16 instructions (asked once per process:
+    autocast() runs on every training step and embedded batch)."""
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
 
 
 def autocast(device: torch.device) -> torch.autocast:
@@ -199,6 +203,8 @@ def fit(
             if sched is not None:
                 sched.step()
             losses.append(value)
+            if device.type == "cuda":  # CUDA runs the backward pass and step asynchronously
+                torch.cuda.synchronize(device)
             history.step_seconds.append(time.perf_counter() - ts)
             step += 1
             bar.update(1)

@@ -64,3 +64,47 @@ def test_measure_verdicts() -> None:
     assert open_ended.target_text() == "above pixels"
     with pytest.raises(ValueError, match="pixel"):
         open_ended.verdict(30.0)
+
+
+def _config(tmp_path, repository: str) -> str:
+    path = tmp_path / "_config.yml"
+    path.write_text(f"title: t\nrepository:\n{repository}")
+    return str(path)
+
+
+def test_install_source_pins_the_launch_buttons_branch(tmp_path) -> None:
+    from siamese_lib.book import install_source, repository_ref
+
+    tag = _config(tmp_path, "  url: https://github.com/someone/fork/\n  branch: v1.0\n")
+    assert repository_ref(tag) == "v1.0"
+    assert install_source(tag) == "https://github.com/someone/fork@v1.0"
+    # jupyter-book's launch buttons open "main" when no branch is set
+    assert repository_ref(_config(tmp_path, "  url: https://x.org/a/b\n")) == "main"
+
+
+@pytest.mark.parametrize("branch", ['"a b"', '"v1\\""', '"-x"', '""'])
+def test_a_branch_that_cannot_be_installed_is_refused(tmp_path, branch: str) -> None:
+    from siamese_lib.book import repository_ref
+
+    config = _config(tmp_path, f"  url: https://x.org/a/b\n  branch: {branch}\n")
+    with pytest.raises(ValueError, match="repository.branch .* must be a git branch or tag"):
+        repository_ref(config)
+
+
+def test_notebook_install_urls_reads_url_and_ref(tmp_path) -> None:
+    import json
+
+    from siamese_lib.book import install_source, notebook_install_urls
+
+    def notebook(line: str) -> str:
+        path = tmp_path / "n.ipynb"
+        cells = [{"cell_type": "code", "source": ["if on_colab:\n", line]}]
+        path.write_text(json.dumps({"cells": cells}))
+        return str(path)
+
+    tag = _config(tmp_path, "  url: https://github.com/someone/fork\n  branch: v1.0\n")
+    prefix = '    %pip install -q "siamese_lib @ git+https://github.com/someone/fork'
+    assert notebook_install_urls(notebook(prefix + '@v1.0"')) == [install_source(tag)]
+    # another ref, or none (the default branch's newest commit), is not what the book opens
+    assert notebook_install_urls(notebook(prefix + '@main"')) != [install_source(tag)]
+    assert notebook_install_urls(notebook(prefix + '"')) != [install_source(tag)]

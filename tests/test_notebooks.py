@@ -1,16 +1,27 @@
-"""The notebooks as committed: clean, and installing the library from the book's repository."""
+"""The notebooks as committed: clean, installing the library from the book's repository at
+the branch its launch buttons open, and with parameter cells that a GPU run enlarges."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
+import yaml
 
-from siamese_lib.book import notebook_install_urls, repository_url, sync_url
+import siamese_lib
+from siamese_lib.book import install_source, notebook_install_urls, sync_url
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+CONFIG = str(ROOT / "_config.yml")
+# notebooks whose parameter cell rightly holds nothing a GPU run should enlarge
+FIXED_SIZE = {
+    "06_faces.ipynb": "its pairs come from the photos of a few subjects and already repeat: "
+                      "drawing more of the same pairs would only narrow the interval falsely",
+}
 
 
 def test_there_are_notebooks():
@@ -26,10 +37,11 @@ def test_committed_without_outputs(path: Path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_colab_cell_installs_from_the_configured_repository(path: Path):
+def test_colab_cell_installs_from_the_configured_repository_and_branch(path: Path):
     urls = notebook_install_urls(str(path))
-    assert urls == [repository_url(str(ROOT / "_config.yml"))], (
-        f"{path.name} installs from {urls}; run `python -m siamese_lib.book sync-url`"
+    assert urls == [install_source(CONFIG)], (
+        f"{path.name} installs from {urls}, the launch button opens {install_source(CONFIG)}; "
+        "run `python -m siamese_lib.book sync-url`"
     )
 
 
@@ -44,9 +56,43 @@ def test_sync_url_rewrites_the_install_cell(tmp_path: Path):
     (tmp_path / "notebooks").mkdir()
     source = NOTEBOOKS[0].read_text()
     (tmp_path / "notebooks" / "a.ipynb").write_text(source)
-    config = (ROOT / "_config.yml").read_text().replace(
-        repository_url(str(ROOT / "_config.yml")), "https://github.com/someone/fork")
-    (tmp_path / "_config.yml").write_text(config)
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    config["repository"].update(url="https://github.com/someone/fork", branch="v1.0")
+    (tmp_path / "_config.yml").write_text(yaml.safe_dump(config))
     changed = sync_url(str(tmp_path / "_config.yml"), str(tmp_path / "notebooks"))
     assert changed == [str(tmp_path / "notebooks" / "a.ipynb")]
-    assert notebook_install_urls(changed[0]) == ["https://github.com/someone/fork"]
+    assert notebook_install_urls(changed[0]) == ["https://github.com/someone/fork@v1.0"]
+    # only the install line changed, its line end (none, on a cell's last line) kept
+    old, new = (json.loads(text)["cells"] for text in (source, Path(changed[0]).read_text()))
+    differ = [(a["source"], b["source"]) for a, b in zip(old, new, strict=True) if a != b]
+    assert len(differ) == 1 and len(differ[0][0]) == len(differ[0][1])
+    lines = [(a, b) for a, b in zip(*differ[0], strict=True) if a != b]
+    assert len(lines) == 1 and lines[0][1].endswith('@v1.0"') and not lines[0][0].endswith("\n")
+    assert sync_url(str(tmp_path / "_config.yml"), str(tmp_path / "notebooks")) == []
+
+
+def parameters(path: Path, device: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The settings of a notebook's parameter cell, run alone as on a machine whose
+    :func:`~siamese_lib.config.pick_device` finds ``device`` (no GPU is needed for that)."""
+    cells = json.loads(path.read_text())["cells"]
+    (cell,) = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    found = torch.device(device)
+    monkeypatch.setattr(siamese_lib, "pick_device", lambda device=None: found)
+    namespace: dict[str, Any] = {}
+    exec(compile("".join(cell["source"]), f"{path.name}, parameter cell", "exec"), namespace)
+    return {k: v for k, v in namespace.items() if k.isupper()}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_a_gpu_run_enlarges_the_counts(path: Path, monkeypatch: pytest.MonkeyPatch):
+    cpu, gpu = (parameters(path, device, monkeypatch) for device in ("cpu", "cuda"))
+    assert cpu["ON_GPU"] is False and gpu["ON_GPU"] is True, path.name
+    assert cpu.keys() == gpu.keys()
+    enlarged = sorted(k for k in cpu if k not in ("DEVICE", "ON_GPU") and cpu[k] != gpu[k])
+    if path.name in FIXED_SIZE:
+        assert not enlarged, f"{path.name} now enlarges {enlarged}: drop it from FIXED_SIZE"
+        return
+    assert enlarged, f"{path.name}: ON_GPU changes none of {sorted(cpu)}"
+    for k in enlarged:
+        assert type(cpu[k]) is int and type(gpu[k]) is int, (path.name, k, cpu[k], gpu[k])
+        assert 0 < cpu[k] < gpu[k], f"{path.name}: {k} is {cpu[k]} on a CPU, {gpu[k]} on a GPU"
