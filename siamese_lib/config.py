@@ -47,7 +47,7 @@ def relative_root_note() -> str:
     ``notebooks/`` is not where the variable was typed), so a missing-data error says so.
     """
     env = os.environ.get(DATA_ENV, "")
-    if not env or Path(env).expanduser().is_absolute():
+    if not _is_relative(env):
         return ""
     return (f" {DATA_ENV}={env} is a relative path, read from the current folder "
             f"{Path.cwd()}; set it to an absolute path")
@@ -69,10 +69,15 @@ def anchor_environment(base: str | os.PathLike | None = None) -> dict[str, str]:
     base_path = Path(base).expanduser().absolute() if base is not None else Path.cwd()
     changed = {}
     for name in (DATA_ENV, CACHE_ENV):
-        value = os.environ.get(name)
-        if value and not Path(value).expanduser().is_absolute():
+        value = os.environ.get(name, "")
+        if _is_relative(value):
             changed[name] = os.environ[name] = str(base_path / value)
     return changed
+
+
+def _is_relative(path: str) -> bool:
+    """Whether a path from an environment variable is set and relative (``~`` is not)."""
+    return bool(path) and not Path(path).expanduser().is_absolute()
 
 
 def cache_dir(*parts: str) -> Path:

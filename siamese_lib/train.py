@@ -64,9 +64,9 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
 
     bfloat16 on a CPU that computes it natively: AMX tiles (Intel Sapphire Rapids and
     later) or AVX512-BF16 (AMD Zen 4 and later, Intel Cooper Lake). A Conv-4 training step
-    (64 channels, 256 images, 2 cores) measured 2x faster with AMX (0.12 s vs 0.24 s) and
-    2.3x faster with AVX512-BF16 and no AMX (97 ms vs 221 ms), with the same one-shot
-    accuracy. Elsewhere float32: without them, bfloat16 convolutions are emulated and
+    (64 channels, 256 images, 2 cores) measured 2x faster with AMX (0.12 s vs 0.24 s, with
+    the same one-shot accuracy) and 2.3x faster with AVX512-BF16 and no AMX (97 ms vs
+    221 ms). Elsewhere float32: without them, bfloat16 convolutions are emulated and
     slower. ``SIAMESE_LIB_BF16=0`` or ``1`` overrides the default (CPU only).
     """
     if device.type != "cpu":

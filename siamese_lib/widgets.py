@@ -62,8 +62,7 @@ def slider_positions(values: Sequence[float], start: float) -> list[float]:
         raise ValueError(f"slider positions and start must be finite numbers, got "
                          f"{positions} and start={start}")
     # Rounding merges positions that differ only by float noise (0.1 * 3 vs 0.3).
-    return sorted({round(v, 9) for v in positions if round(v, 9) != round(start, 9)}
-                  | {float(start)})
+    return sorted({round(v, 9) for v in positions} - {round(start, 9)} | {float(start)})
 
 
 def _new_figure(figsize: tuple[float, float], mosaic: list[list[str]]) -> tuple[Any, dict]:
@@ -71,6 +70,14 @@ def _new_figure(figsize: tuple[float, float], mosaic: list[list[str]]) -> tuple[
 
     fig = plt.figure(figsize=figsize, layout="constrained")
     return fig, fig.subplot_mosaic(mosaic)
+
+
+def _frame(fig: Any, axes: dict[str, Any], draw: Draw, value: float, dpi: int) -> str:
+    """``draw`` at ``value`` on the cleared axes, as a PNG in base64: one slider position."""
+    for ax in axes.values():
+        ax.clear()
+    draw(axes, value)
+    return _png_base64(fig, dpi)
 
 
 def _png_base64(fig: Any, dpi: int) -> str:
@@ -110,12 +117,7 @@ def _static_html(
     import matplotlib.pyplot as plt
 
     fig, axes = _new_figure(figsize, mosaic)
-    frames = []
-    for value in positions:
-        for ax in axes.values():
-            ax.clear()
-        draw(axes, value)
-        frames.append(_png_base64(fig, dpi))
+    frames = [_frame(fig, axes, draw, value, dpi) for value in positions]
     plt.close(fig)
     labels = [format(v, fmt) for v in positions]
     element_id = f"explorer-{uuid.uuid4().hex[:12]}"
@@ -153,13 +155,10 @@ def _live_widget(
     plt.close(fig)  # drawn into the Output below, never shown by the notebook's backend
 
     def redraw(value: float) -> None:
-        for ax in axes.values():
-            ax.clear()
-        draw(axes, value)
         # The frame goes straight into the Output's outputs: the same PNG as a static
         # frame, with no dependence on the notebook's matplotlib backend.
         out.outputs = ({"output_type": "display_data", "metadata": {},
-                        "data": {"image/png": _png_base64(fig, dpi),
+                        "data": {"image/png": _frame(fig, axes, draw, value, dpi),
                                  "text/plain": f"{label} = {format(value, fmt)}"}},)
 
     slider.observe(lambda change: redraw(change["new"]), names="value")
