@@ -1,24 +1,30 @@
-"""``python -m benchmarks``: the speed tables, then the accuracy tables.
+"""``python -m benchmarks``: the speed tables, the compute table, then the accuracy tables.
 
-``python -m benchmarks speed [options]`` or ``python -m benchmarks accuracy [options]`` runs
-one of them; see ``--help`` of each.
+``python -m benchmarks speed|compute|accuracy [options]`` runs one of them; see ``--help``
+of each.
 """
 
 from __future__ import annotations
 
 import sys
 
-from . import accuracy, speed
+from . import accuracy, compute, speed
+
+BENCHMARKS = {"speed": speed.main, "compute": compute.main, "accuracy": accuracy.main}
 
 
 def main(argv: list[str]) -> int:
-    """Run the named benchmark (``speed`` or ``accuracy``) with its options, or both."""
-    if argv and argv[0] in ("speed", "accuracy"):
-        return {"speed": speed.main, "accuracy": accuracy.main}[argv[0]](argv[1:])
+    """Run the named benchmark with its options, or all of them in turn."""
+    if argv and argv[0] in BENCHMARKS:
+        return BENCHMARKS[argv[0]](argv[1:])
     if argv:
-        print("usage: python -m benchmarks [speed|accuracy] [options]", file=sys.stderr)
+        print(f"usage: python -m benchmarks [{'|'.join(BENCHMARKS)}] [options]", file=sys.stderr)
         return 2
-    return speed.main([]) or accuracy.main([])
+    for run in BENCHMARKS.values():
+        code = run([])
+        if code:
+            return code
+    return 0
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 with their targets and published figures.
 
 Run ``python -m benchmarks.accuracy`` from the repository root. ``--budget long`` (the
-default) trains each recipe for ``--scale`` times the book's steps, which is meant to fit
-8 CPU-minutes per model on a 2-core machine; ``--budget book`` measures the book's own
-models. Models come from the recipe cache when they were trained before. Each one-shot
+default) trains each recipe for ``--scale`` times the book's steps
+(:func:`siamese_lib.recipes.at_budget`: the models a book built with
+``SIAMESE_LIB_BUDGET=long`` shows), which is meant to fit 8 CPU-minutes per model on a
+2-core machine; ``--budget book`` measures the book's own models. Models come from the recipe cache when they were trained before. Each one-shot
 accuracy pools ``--seeds`` independent sets of ``--episodes`` episodes (one embedding of the
 test set serves them all) and is printed with its 95% confidence interval. Every
 measure is also taken with test-time shifts (:class:`~siamese_lib.nets.ShiftAveraged`:
@@ -22,17 +23,16 @@ from siamese_lib.evaluate import Accuracy
 from siamese_lib.nets import ShiftAveraged
 from siamese_lib.protocols import evaluate_protocols
 from siamese_lib.published import MEASURES
-from siamese_lib.recipes import LOSS_COMPARISON, RECIPES, Recipe, TrainedModel, load_model
+from siamese_lib.recipes import (
+    BOOK_RECIPES,
+    LONG_SCALE,
+    LOSS_COMPARISON,
+    TrainedModel,
+    at_budget,
+    load_model,
+)
 
 from .tables import format_table
-
-
-def long_recipe(name: str, scale: float) -> Recipe:
-    """The book's recipe with ``scale`` times the steps, under its own name (Omniglot: augmented)."""
-    recipe = RECIPES[name]
-    # longer runs see each image many times: Koch's distortions then pay off
-    augment = recipe.data.startswith("omniglot")
-    return recipe.scaled(scale, name=f"{name}-x{scale:g}", augment=augment or recipe.augment)
 
 
 def measure(
@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Train (or load) the benchmark models and print the accuracy tables."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.accuracy", description=__doc__)
     parser.add_argument("--budget", choices=["long", "book"], default="long")
-    parser.add_argument("--scale", type=float, default=8.0, help="steps x the book's (long)")
+    parser.add_argument("--scale", type=float, default=LONG_SCALE, help="steps x the book's (long)")
     parser.add_argument("--seeds", type=int, default=3, help="sets of episodes per measure")
     parser.add_argument("--episodes", type=int, default=1000, help="episodes per set")
     parser.add_argument("--shifts", type=int, default=1,
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def model(name: str) -> TrainedModel:
-        recipe = RECIPES[name] if args.budget == "book" else long_recipe(name, args.scale)
+        recipe = at_budget(BOOK_RECIPES[name], args.budget, args.scale)
         t0 = time.perf_counter()
         tm = load_model(recipe)
         origin = "cache" if tm.from_cache else f"trained in {time.perf_counter() - t0:.0f} s"
@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the targets of the measures these tests share with the main table
         targets = {m.protocol: m for m in MEASURES
                    if m.protocol in protocols and m.target is not None
-                   and RECIPES[m.recipe].data == "omniglot-background"}
+                   and BOOK_RECIPES[m.recipe].data == "omniglot-background"}
 
         def cell(acc: Accuracy, protocol: str) -> str:
             if protocol not in targets:

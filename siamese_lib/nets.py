@@ -52,6 +52,10 @@ class EmbeddingNet(_ShapeChecked):
         width: channels of every conv block.
         embedding_dim: size of the output; ``None`` keeps the flattened conv features.
         depth: number of conv blocks (each halves the image).
+        normalize: divide each embedding by its length, so it lies on the unit sphere.
+            Distances are then bounded, D in [0, 2], and a margin means the same thing
+            whatever the scale of the net's output: the contrastive loss can no longer
+            shrink or blow up every distance at once instead of sorting the pairs.
     """
 
     def __init__(
@@ -61,6 +65,7 @@ class EmbeddingNet(_ShapeChecked):
         width: int = 64,
         embedding_dim: int | None = 64,
         depth: int = 4,
+        normalize: bool = False,
     ) -> None:
         super().__init__()
         if input_size < 2**depth:
@@ -70,6 +75,9 @@ class EmbeddingNet(_ShapeChecked):
             name="EmbeddingNet", in_channels=in_channels, input_size=input_size,
             width=width, embedding_dim=embedding_dim, depth=depth,
         )
+        if normalize:  # only when on, so that the configs of older checkpoints still match
+            self.config["normalize"] = True
+        self.normalize = normalize
         blocks = [_conv_block(in_channels if i == 0 else width, width) for i in range(depth)]
         self.features = nn.Sequential(*blocks, nn.Flatten())
         n_features = width * (input_size // 2**depth) ** 2
@@ -79,7 +87,9 @@ class EmbeddingNet(_ShapeChecked):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Embed a batch (N, C, H, W) of images in [0, 1] -> (N, output_dim)."""
         self._check_input(x)
-        return self.head(self.features(x))
+        e = self.head(self.features(x))
+        # in float32 under bfloat16 autocast too: the unit length must be exact
+        return nn.functional.normalize(e.float(), dim=1) if self.normalize else e
 
 
 class KochNet(_ShapeChecked):

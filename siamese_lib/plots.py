@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .evaluate import ROC, accuracy_at_threshold
+from .losses import contrastive_loss
 from .pairs import to_float
 
 if TYPE_CHECKING:
@@ -34,8 +35,9 @@ def plot_contrastive_terms(margin: float, ax: Axes | None = None, d_max: float =
     """The two terms of the contrastive loss against D: 1/2 D^2 (Y=0) and 1/2 max(0, m-D)^2 (Y=1)."""
     ax = _axes(ax)
     d = torch.linspace(0, d_max, 200)
-    ax.plot(d, 0.5 * d**2, color=SIMILAR_COLOR, label="similar pair (Y=0): ½·D²")
-    ax.plot(d, 0.5 * torch.relu(margin - d) ** 2, color=DISSIMILAR_COLOR,
+    similar, dissimilar = (contrastive_loss(d**2, torch.full_like(d, y), margin) for y in (0, 1))
+    ax.plot(d, similar, color=SIMILAR_COLOR, label="similar pair (Y=0): ½·D²")
+    ax.plot(d, dissimilar, color=DISSIMILAR_COLOR,
             label="dissimilar pair (Y=1): ½·max(0, m−D)²")
     ax.axvline(margin, color="grey", ls="--", lw=1, label=f"margin m = {margin:.2f}")
     ax.set(xlabel="distance D between the embeddings", ylabel="loss", ylim=(0, 0.5 * d_max**2),

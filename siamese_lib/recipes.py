@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -334,31 +335,57 @@ def _recipes(*recipes: Recipe) -> dict[str, Recipe]:
 
 
 _OMNIGLOT_NET = dict(width=64, embedding_dim=64)
+# The contrastive models embed on the unit sphere: see EmbeddingNet(normalize=True), and
+# chapter 7's measurement of what it changes.
+_UNIT_NET = dict(_OMNIGLOT_NET, normalize=True)
 
 
 def _omniglot(name: str, loss: str, loss_kwargs: dict[str, Any], batch: Any, description: str,
-              data: str = "omniglot-background", thicken: float = 0.0) -> Recipe:
+              data: str = "omniglot-background", thicken: float = 0.0,
+              net: dict[str, Any] = _OMNIGLOT_NET) -> Recipe:
     # One budget for every loss: 256 images through the net per step, same steps,
     # schedule, augmentation and seed, so the losses differ only in what they optimise.
     # No augmentation at this short budget: measured better without it (88.7% vs 87.0%
     # 20-way, prototypical loss, 400 steps); the longer benchmark runs switch it on.
-    return Recipe(name, data, loss, loss_kwargs, net=_OMNIGLOT_NET, batch=batch, epochs=8,
+    return Recipe(name, data, loss, loss_kwargs, net=dict(net), batch=batch, epochs=8,
                   steps_per_epoch=50, lr=2e-3, augment=False, thicken=thicken,
                   description=description)
 
 
-#: The recipes the book and the benchmarks use, by name.
-RECIPES: dict[str, Recipe] = _recipes(
+#: The book's recipes at the short budget, by name (a 2-core CPU builds the book in minutes).
+BOOK_RECIPES: dict[str, Recipe] = _recipes(
     Recipe("mnist-classifier", "mnist", "cross-entropy", net=dict(width=32, embedding_dim=64),
            batch=128, epochs=2, steps_per_epoch=150, lr=2e-3,
            description="standard CNN classifier over the 10 digits"),
     Recipe("mnist-contrastive", "mnist", "contrastive", {"margin": 2.0},
            net=dict(width=32, embedding_dim=16), batch=128, epochs=4, steps_per_epoch=150,
            lr=2e-3, description="the article's model: sampled pairs, contrastive loss, m=2"),
-    _omniglot("omniglot-contrastive-pairs", "contrastive", {"margin": 1.0}, 128,
-              "contrastive loss on 128 sampled pairs per batch (the article's way)"),
+    # Chapter 3's before and after: the article's model with the two changes that made the
+    # book's Omniglot models better (chapter 7).
+    Recipe("mnist-contrastive-unit", "mnist", "contrastive", {"margin": 1.0, "reduction": "nonzero"},
+           net=dict(width=32, embedding_dim=16, normalize=True), batch=128, epochs=4,
+           steps_per_epoch=150, lr=2e-3,
+           description="the article's model with unit-length embeddings, m=1, and similar "
+                       "and dissimilar pairs averaged apart"),
+    # Sampled pairs are half similar: with the plain mean the pull wins as the dissimilar
+    # pairs get beyond the margin, so the two kinds are averaged apart ("nonzero").
+    _omniglot("omniglot-contrastive-pairs", "contrastive", {"margin": 1.0, "reduction": "nonzero"},
+              128, "contrastive loss on 128 sampled pairs per batch (the article's way), "
+              "unit-length embeddings", net=_UNIT_NET),
     _omniglot("omniglot-contrastive", "batch-contrastive", {"margin": 1.0}, [64, 4],
-              "contrastive loss on all pairs of 64 x 4 class-balanced batches"),
+              "contrastive loss, mean over all pairs of 64 x 4 class-balanced batches, "
+              "unit-length embeddings", net=_UNIT_NET),
+    # The same model one change at a time, for chapter 7's before and after: first the
+    # embeddings as the net outputs them and the pull of similar pairs weighed as much as
+    # all dissimilar pairs together (this recipe's form until the book measured it), then
+    # unit-length embeddings with that weighting.
+    _omniglot("omniglot-contrastive-raw", "batch-contrastive",
+              {"margin": 1.0, "reduction": "nonzero"}, [64, 4],
+              "before: raw embeddings, similar and violating dissimilar pairs averaged apart"),
+    _omniglot("omniglot-contrastive-unit-nonzero", "batch-contrastive",
+              {"margin": 1.0, "reduction": "nonzero"}, [64, 4],
+              "unit-length embeddings, similar and violating dissimilar pairs averaged apart",
+              net=_UNIT_NET),
     _omniglot("omniglot-koch", "koch", {}, 128,
               "Koch et al.: learned head on |e1 - e2|, sigmoid, binary cross-entropy"),
     _omniglot("omniglot-triplet", "triplet", {"margin": 0.5, "mining": "batch_hard"}, [64, 4],
@@ -375,10 +402,55 @@ RECIPES: dict[str, Recipe] = _recipes(
     # Margin and steps chosen on the validation subjects only (final 7-way 1-shot accuracy,
     # mean of training seeds 0-2): margin 4 with 400 steps 92.5%, margin 4 with 200 steps
     # 90.7%, margin 2 with 400 steps 90.7%, margin 1 with 200 steps 81.5%.
-    Recipe("faces-contrastive", "att-faces", "batch-contrastive", {"margin": 4.0},
+    Recipe("faces-contrastive", "att-faces", "batch-contrastive",
+           {"margin": 4.0, "reduction": "nonzero"},
            net=dict(width=32, embedding_dim=32), batch=[10, 4], epochs=8, steps_per_epoch=50,
            lr=2e-3, augment=True, description="AT&T faces, contrastive loss on all pairs"),
 )
+
+#: The environment variable that picks the training budget of :data:`RECIPES`.
+BUDGET_ENV = "SIAMESE_LIB_BUDGET"
+#: The budgets: "book" (the default) and "long" (the accuracy benchmark's models).
+BUDGETS = ("book", "long")
+#: How many times the book's steps a "long" recipe trains: about 8 CPU-minutes per
+#: Omniglot model on 2 cores.
+LONG_SCALE = 8
+
+
+def training_budget() -> str:
+    """The budget named by ``SIAMESE_LIB_BUDGET``: "book" when it is unset."""
+    budget = os.environ.get(BUDGET_ENV, "").strip() or "book"
+    if budget not in BUDGETS:
+        raise ValueError(
+            f"{BUDGET_ENV}={budget!r} is not a training budget: use one of "
+            f"{', '.join(BUDGETS)} (or leave it unset for 'book')"
+        )
+    return budget
+
+
+def at_budget(recipe: Recipe, budget: str, scale: float = LONG_SCALE) -> Recipe:
+    """A recipe at a training budget: itself for "book"; for "long", ``scale`` times the
+    steps under its own name, with Koch's distortions on for Omniglot (a long run sees
+    each image many times, and then they pay off)."""
+    if budget not in BUDGETS:
+        raise ValueError(f"unknown budget {budget!r}; use one of {', '.join(BUDGETS)}")
+    if budget == "book":
+        return recipe
+    augment = recipe.augment or recipe.data.startswith("omniglot")
+    return recipe.scaled(scale, name=f"{recipe.name}-x{scale:g}", augment=augment)
+
+
+#: The recipes the book and the benchmarks use, by name, at the budget of
+#: ``SIAMESE_LIB_BUDGET`` (read once, on import): :data:`BOOK_RECIPES` unless it says "long".
+RECIPES: dict[str, Recipe] = {
+    name: at_budget(recipe, training_budget()) for name, recipe in BOOK_RECIPES.items()
+}
+
+#: The contrastive model one change at a time (chapter 7): before, unit-length
+#: embeddings, and then the plain mean over all pairs (the book's recipe).
+CONTRASTIVE_STEPS = [
+    "omniglot-contrastive-raw", "omniglot-contrastive-unit-nonzero", "omniglot-contrastive",
+]
 
 #: The recipes compared in the chapter "Beyond the contrastive loss", one per loss.
 LOSS_COMPARISON = [

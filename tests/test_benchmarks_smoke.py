@@ -110,11 +110,34 @@ def test_bad_section_is_a_usage_error(capsys):
 
 
 def test_accuracy_benchmark_long_recipes_differ_from_the_book():
-    from benchmarks.accuracy import long_recipe
     from siamese_lib.published import MEASURES
-    from siamese_lib.recipes import RECIPES
+    from siamese_lib.recipes import BOOK_RECIPES, at_budget
 
     for m in MEASURES:
-        book, long = RECIPES[m.recipe], long_recipe(m.recipe, 4)
+        book, long = BOOK_RECIPES[m.recipe], at_budget(BOOK_RECIPES[m.recipe], "long", 4)
         assert long.steps_per_epoch == 4 * book.steps_per_epoch
         assert long.key() != book.key() and long.name != book.name
+
+
+def test_compute_quick_run_prints_the_step_rate_and_its_share_of_the_peak(capsys):
+    from benchmarks import compute
+
+    assert compute.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "GFLOP per step" in out
+    for precision in ("float32", "bfloat16"):
+        cells = row(out, precision).split()
+        assert cells[4].endswith("%"), out  # share of the matmul peak
+    assert re.search(r"library default \((float32|bfloat16)\): \d+ GFLOP/s = \d+% of the "
+                     r"bfloat16 matmul peak \(target >= 40%: (met|NOT met)\)", out), out
+
+
+def test_compute_counts_the_training_steps_flops():
+    from benchmarks import compute
+
+    sizes = compute.Sizes(images=8, classes=4)
+    small = compute.TrainingStep(sizes, torch.device("cpu")).flops()
+    double = compute.TrainingStep(compute.Sizes(images=16, classes=4), torch.device("cpu")).flops()
+    # convolutions and matrix products scale with the batch; the loss's pairs barely count
+    assert 1.9 < double / small < 2.1
+    assert compute.matmul_gflops(torch.float32, 64, torch.device("cpu"), rounds=1) > 0

@@ -90,5 +90,45 @@ def test_the_book_build_anchors_the_data_root_and_draws_static_sliders(monkeypat
     extension.setup(app)
     assert os.environ[config.DATA_ENV] == str(ROOT / "../shared/data")
     assert os.environ["SIAMESE_LIB_WIDGETS"] == "static"
-    assert set(app.events) == {"build-finished", "html-page-context"}
+    assert set(app.events) == {"config-inited", "build-finished", "html-page-context"}
     assert (extension.mathjax_source() / "tex-mml-chtml.js").is_file()
+
+
+def _book_extension():
+    spec = importlib.util.spec_from_file_location("siamese_book",
+                                                  ROOT / "book" / "_ext" / "siamese_book.py")
+    extension = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(extension)
+    return extension
+
+
+@pytest.mark.parametrize("budget", ["book", "long"])
+def test_every_page_says_which_budget_built_it(monkeypatch, tmp_path, budget):
+    from types import SimpleNamespace
+
+    extension = _book_extension()
+    monkeypatch.setenv("SIAMESE_LIB_BUDGET", budget)
+    app = SimpleNamespace(outdir=str(tmp_path / "_build" / "html"))
+    conf = SimpleNamespace(html_theme_options={"repository_url": "kept"},
+                           nb_execution_cache_path="")
+    extension.mark_the_budget(app, conf)
+    footer = conf.html_theme_options["extra_footer"]
+    assert conf.html_theme_options["repository_url"] == "kept"
+    assert ("short training budget" in footer) == (budget == "book")
+    assert ("long training budget" in footer) == (budget == "long")
+    # the notebooks' code is the same for both budgets: a long build must not reuse the
+    # short build's executed notebooks
+    expected = "" if budget == "book" else str(tmp_path / "_build" / ".jupyter_cache-long")
+    assert conf.nb_execution_cache_path == expected
+
+
+def test_a_misspelt_budget_stops_the_book_build(monkeypatch):
+    extension = _book_extension()
+    monkeypatch.setenv("SIAMESE_LIB_BUDGET", "lng")
+    with pytest.raises(ValueError, match="SIAMESE_LIB_BUDGET='lng'"):
+        extension.setup(SimpleApp())
+
+
+class SimpleApp:
+    def connect(self, event, handler, priority=500):
+        pass

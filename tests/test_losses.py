@@ -122,17 +122,23 @@ def test_contrastive_rejects_different_embedding_shapes(shape1, shape2) -> None:
 # ----------------------------------------------------------------------- batch contrastive
 
 
-def batch_contrastive_by_hand(e: torch.Tensor, labels: list[int], margin: float) -> float:
-    similar, dissimilar = [], []
+def batch_contrastive_by_hand(
+    e: torch.Tensor, labels: list[int], margin: float, reduction: str
+) -> float:
+    similar, dissimilar, every = [], [], []
     for i in range(len(labels)):
         for j in range(i + 1, len(labels)):
             d = dist(e[i], e[j])
             if labels[i] == labels[j]:
                 similar.append(0.5 * d**2)
+                every.append(similar[-1])
             else:
                 term = 0.5 * max(0.0, margin - d) ** 2
+                every.append(term)
                 if term > 0:
                     dissimilar.append(term)
+    if reduction == "mean":
+        return mean_or_zero(every)
     return mean_or_zero(similar) + mean_or_zero(dissimilar)
 
 
@@ -140,7 +146,8 @@ def mean_or_zero(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else 0.0
 
 
-def test_batch_contrastive_matches_hand_loop() -> None:
+@pytest.mark.parametrize("reduction", ["mean", "nonzero"])
+def test_batch_contrastive_matches_hand_loop(reduction: str) -> None:
     torch.manual_seed(1)
     e = torch.randn(8, 3) * 0.8
     labels = [0, 0, 1, 1, 2, 2, 3, 3]
@@ -149,14 +156,26 @@ def test_batch_contrastive_matches_hand_loop() -> None:
     d = torch.cdist(e, e)
     different = torch.tensor(labels)[:, None] != torch.tensor(labels)[None, :]
     assert (d[different] < margin).any() and (d[different] > margin).any()
-    got = BatchContrastiveLoss(margin)(e, torch.tensor(labels))
-    assert got.item() == pytest.approx(batch_contrastive_by_hand(e, labels, margin), rel=1e-4)
+    got = BatchContrastiveLoss(margin, reduction)(e, torch.tensor(labels))
+    want = batch_contrastive_by_hand(e, labels, margin, reduction)
+    assert got.item() == pytest.approx(want, rel=1e-4)
+
+
+def test_batch_contrastive_mean_is_the_pair_loss_over_every_pair() -> None:
+    torch.manual_seed(2)
+    e, labels = torch.randn(6, 4), torch.tensor([0, 0, 1, 1, 2, 2])
+    i, j = torch.triu_indices(6, 6, offset=1)
+    y = (labels[i] != labels[j]).long()
+    every_pair = ContrastiveLoss(1.0)(e[i], e[j], y)
+    torch.testing.assert_close(BatchContrastiveLoss(1.0, "mean")(e, labels), every_pair)
+    with pytest.raises(ValueError, match="reduction must be 'mean' or 'nonzero'"):
+        BatchContrastiveLoss(1.0, "sum")
 
 
 def test_batch_contrastive_without_violations_is_similar_mean_and_differentiable() -> None:
     e = torch.tensor([[0.0, 0.0], [0.0, 1.0], [10.0, 0.0], [10.0, 2.0]], requires_grad=True)
     labels = torch.tensor([0, 0, 1, 1])
-    loss = BatchContrastiveLoss(margin=1.0)(e, labels)
+    loss = BatchContrastiveLoss(margin=1.0, reduction="nonzero")(e, labels)
     # similar pairs: D = 1 and D = 2; all dissimilar pairs are ~10 apart, beyond the margin
     assert loss.item() == pytest.approx((0.5 * 1 + 0.5 * 4) / 2, rel=1e-5)
     loss.backward()
@@ -165,9 +184,11 @@ def test_batch_contrastive_without_violations_is_similar_mean_and_differentiable
 
 def test_batch_contrastive_only_dissimilar_pairs() -> None:
     e = rows([0.0], [0.5], [3.0])
-    loss = BatchContrastiveLoss(margin=1.0)(e, torch.tensor([0, 1, 2]))
-    # no similar pair; one dissimilar pair inside the margin: 1/2 (1 - 0.5)^2
-    assert loss.item() == pytest.approx(0.125, rel=1e-4)
+    labels = torch.tensor([0, 1, 2])
+    # no similar pair; one of the three dissimilar pairs inside the margin: 1/2 (1 - 0.5)^2
+    nonzero = BatchContrastiveLoss(margin=1.0, reduction="nonzero")(e, labels)
+    assert nonzero.item() == pytest.approx(0.125, rel=1e-4)
+    assert BatchContrastiveLoss(margin=1.0)(e, labels).item() == pytest.approx(0.125 / 3, rel=1e-4)
 
 
 def test_batch_contrastive_rejects_mismatched_labels() -> None:
@@ -357,3 +378,16 @@ def test_koch_loss_validates_inputs() -> None:
         loss_fn(torch.zeros(2, 2), torch.zeros(2, 2), torch.tensor([0]))
     with pytest.raises(ValueError, match="same shape"):
         loss_fn(torch.zeros(2, 2), torch.zeros(3, 2), torch.tensor([0, 1]))
+
+
+def test_pair_contrastive_nonzero_averages_similar_and_violating_pairs_apart() -> None:
+    e1 = rows([0.0], [0.0], [0.0], [0.0])
+    e2 = rows([1.0], [3.0], [0.5], [2.0])
+    y = torch.tensor([0, 0, 1, 1])  # two similar (D = 1, 3); dissimilar D = 0.5 inside, 2 beyond
+    terms = [0.5 * 1.0, 0.5 * 9.0, 0.5 * 0.5**2, 0.0]
+    mean = ContrastiveLoss(1.0)(e1, e2, y)
+    assert mean.item() == pytest.approx(sum(terms) / 4, rel=1e-5)
+    nonzero = ContrastiveLoss(1.0, reduction="nonzero")(e1, e2, y)
+    assert nonzero.item() == pytest.approx((terms[0] + terms[1]) / 2 + terms[2], rel=1e-5)
+    with pytest.raises(ValueError, match="reduction must be 'mean' or 'nonzero'"):
+        ContrastiveLoss(1.0, reduction="max")

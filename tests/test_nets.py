@@ -124,6 +124,7 @@ def test_koch_net_output() -> None:
     [
         dict(width=8, embedding_dim=4),
         dict(in_channels=3, input_size=64, width=4, embedding_dim=None, depth=3),
+        dict(width=8, embedding_dim=4, normalize=True),
     ],
 )
 def test_build_net_round_trip(kwargs) -> None:
@@ -188,3 +189,17 @@ def test_shift_averaged_embeds_like_any_net(tiny_net: EmbeddingNet) -> None:
     wrapped = ShiftAveraged(tiny_net)
     e = embed_images(wrapped, images, batch_size=2)
     assert e.shape == (5, wrapped.output_dim) == (5, tiny_net.output_dim)
+
+
+def test_normalized_embeddings_lie_on_the_unit_sphere() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(5, 1, 28, 28)
+    net = EmbeddingNet(width=8, embedding_dim=4, normalize=True).eval()
+    torch.testing.assert_close(net(x).norm(dim=1), torch.ones(5))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # exact unit length under bfloat16 too
+        e = net(x)
+    assert e.dtype == torch.float32
+    torch.testing.assert_close(e.norm(dim=1), torch.ones(5))
+    plain = EmbeddingNet(width=8, embedding_dim=4)
+    assert "normalize" not in plain.config  # older checkpoints' configs still match
+    assert not torch.allclose(plain(x).norm(dim=1), torch.ones(5))

@@ -96,3 +96,37 @@ def test_a_cache_without_write_access_still_loads(tmp_path, monkeypatch) -> None
     monkeypatch.setattr(recipes.FileLock, "acquire", refuse)
     assert load_model("mnist-contrastive", progress=False).from_cache
     assert calls == ["mnist-contrastive"]
+
+
+def test_budget_is_book_unless_the_environment_says_long(monkeypatch) -> None:
+    monkeypatch.delenv(recipes.BUDGET_ENV, raising=False)
+    assert recipes.training_budget() == "book"
+    monkeypatch.setenv(recipes.BUDGET_ENV, "long")
+    assert recipes.training_budget() == "long"
+    monkeypatch.setenv(recipes.BUDGET_ENV, "longer")
+    with pytest.raises(ValueError, match="SIAMESE_LIB_BUDGET='longer'.*book, long"):
+        recipes.training_budget()
+
+
+def test_long_budget_trains_longer_under_its_own_name() -> None:
+    book = recipes.BOOK_RECIPES["omniglot-contrastive"]
+    assert recipes.at_budget(book, "book") is book
+    long = recipes.at_budget(book, "long")
+    assert long.steps_per_epoch == recipes.LONG_SCALE * book.steps_per_epoch
+    assert long.name == f"omniglot-contrastive-x{recipes.LONG_SCALE}" and long.augment
+    assert long.key() != book.key()
+    with pytest.raises(ValueError, match="unknown budget"):
+        recipes.at_budget(book, "huge")
+
+
+def test_recipes_follow_the_budget_of_the_environment() -> None:
+    import subprocess
+    import sys
+
+    code = ("from siamese_lib.recipes import RECIPES, BOOK_RECIPES, at_budget\n"
+            "print(all(RECIPES[n] == at_budget(r, 'long') for n, r in BOOK_RECIPES.items()))")
+    env = {**__import__("os").environ, recipes.BUDGET_ENV: "long"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "True", out.stderr
+    if recipes.BUDGET_ENV not in __import__("os").environ:
+        assert RECIPES == recipes.BOOK_RECIPES

@@ -12,6 +12,10 @@ It makes the build mean what the README's command says, wherever its kernels run
   offline and no page fetches a CDN.
 - Pages that are not notebooks (the results page is a MyST text notebook with no install
   cell) get no launch buttons.
+- ``SIAMESE_LIB_BUDGET`` (``book``, the default, or ``long``) picks the models every page
+  trains (:func:`siamese_lib.recipes.training_budget`). Every page's footer says which
+  budget built it, and a long build keeps its executed notebooks in a cache of its own,
+  since the notebooks' code, which jupyter-cache keys on, is the same for both.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import shutil
 from pathlib import Path
 
 from siamese_lib.config import anchor_environment
+from siamese_lib.recipes import BUDGET_ENV, LONG_SCALE, training_budget
 from siamese_lib.widgets import WIDGETS_ENV
 
 # MathJax's es5 tree, less the combined bundles the book does not load (a third of its size).
@@ -55,10 +60,32 @@ def drop_launch_buttons_off_notebooks(app, pagename, templatename, context, doct
     context["header_buttons"] = [b for b in buttons if b.get("label") != "launch-buttons"]
 
 
+def budget_footer(budget: str) -> str:
+    """The footer line that says which training budget built the book."""
+    if budget == "book":
+        how = (f"the book's short training budget, a few minutes on a 2-core CPU "
+               f"(<code>{BUDGET_ENV}=long</code> builds it with the benchmark's models)")
+    else:
+        how = (f"the long training budget (<code>{BUDGET_ENV}=long</code>: {LONG_SCALE:g} "
+               "times the book's steps, about 8 CPU-minutes per Omniglot model)")
+    return f'<p class="siamese-budget">This build trained its models with {how}.</p>'
+
+
+def mark_the_budget(app, config) -> None:
+    """Put the budget in every page's footer; give a long build its own execution cache."""
+    budget = training_budget()
+    config.html_theme_options = {**(config.html_theme_options or {}),
+                                 "extra_footer": budget_footer(budget)}
+    if budget != "book":
+        config.nb_execution_cache_path = str(Path(app.outdir).parent / f".jupyter_cache-{budget}")
+
+
 def setup(app) -> dict:
     anchor_environment()
+    training_budget()  # a misspelt SIAMESE_LIB_BUDGET stops the build before any notebook
     os.environ[WIDGETS_ENV] = "static"
     mathjax_source()  # fail at the start of the build, not after every notebook ran
+    app.connect("config-inited", mark_the_budget)
     app.connect("build-finished", copy_mathjax)
     # After sphinx-book-theme adds the buttons (priority 501), before the page is written.
     app.connect("html-page-context", drop_launch_buttons_off_notebooks, priority=502)
