@@ -7,9 +7,10 @@ It measures, in one process, interleaved and as medians:
 1. the **matmul peak**: a 2048 x 2048 x 2048 matrix product in bfloat16 and in float32,
    the best this machine's BLAS (oneDNN or MKL on a CPU, cuBLAS on a GPU) reaches;
 2. the **training step** of the book's Omniglot models: a Conv-4 (64 channels, 64-d
-   embedding) on 256 images of 28 x 28, forward, the contrastive loss over all pairs,
-   backward and AdamW, through :func:`siamese_lib.train.fit`'s own step, with the
-   library's layout (channels-last on a CPU) in float32 and in bfloat16.
+   unit-length embedding) on 256 images of 28 x 28, forward, the contrastive loss over all pairs,
+   backward and AdamW (the work of :func:`siamese_lib.train.fit`'s step), with the
+   library's layout (channels-last on a CPU) in float32 and in bfloat16; with
+   ``--compile``, also with the net through ``torch.compile``.
 
 The step's floating-point operations are counted once with
 :class:`torch.utils.flop_counter.FlopCounterMode` (convolutions and matrix products,
@@ -77,12 +78,18 @@ def matmul_gflops(dtype: torch.dtype, n: int, device: torch.device, rounds: int)
 
 
 class TrainingStep:
-    """One optimiser step of a Conv-4 with the contrastive loss over all pairs of a batch."""
+    """One optimiser step of a Conv-4 with the contrastive loss over all pairs of a batch.
 
-    def __init__(self, sizes: Sizes, device: torch.device, seed: int = 0) -> None:
+    ``compiled``: the net through ``torch.compile`` (inductor fuses each conv's batch norm,
+    ReLU and pooling into fewer passes over memory; the first steps pay for compiling).
+    """
+
+    def __init__(self, sizes: Sizes, device: torch.device, seed: int = 0,
+                 compiled: bool = False) -> None:
         seed_everything(seed)
         self.device = device
-        self.net = EmbeddingNet(width=64, embedding_dim=64).to(device)
+        self.net = EmbeddingNet(width=64, embedding_dim=64, normalize=True).to(device)
+        self.forward = torch.compile(self.net) if compiled else self.net
         self.loss_fn = BatchContrastiveLoss(margin=1.0)
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=1e-3)
         g = torch.Generator().manual_seed(seed)
@@ -95,7 +102,7 @@ class TrainingStep:
         dtype = autocast_dtype(self.device)
         with torch.autocast(self.device.type, dtype=dtype or torch.float32,
                             enabled=dtype is not None):
-            e = self.net(self.x).float()
+            e = self.forward(self.x).float()
         loss = self.loss_fn(e, self.labels)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -123,8 +130,9 @@ class Row:
         return self.step_gflops / self.peak_gflops
 
 
-def run(sizes: Sizes, device: torch.device) -> tuple[list[Row], float, str]:
-    """Measure the matmul peaks and the training step in both precisions.
+def run(sizes: Sizes, device: torch.device, compiled: bool = False) -> tuple[list[Row], float, str]:
+    """Measure the matmul peaks and the training step in both precisions
+    (and, with ``compiled``, the step through ``torch.compile`` as well).
 
     Returns the rows, the step's GFLOP and the library's default precision here.
     """
@@ -137,9 +145,13 @@ def run(sizes: Sizes, device: torch.device) -> tuple[list[Row], float, str]:
         peak = matmul_gflops(dtype, sizes.matmul_n, device, sizes.rounds)
         # on a GPU autocast_dtype is float32 whatever the switch: bfloat16 steps run on a CPU
         with torch_settings(bf16=bf16):
-            step = TrainingStep(sizes, device)
-            seconds = _median_seconds(step, device, sizes.rounds, sizes.block)
-        rows.append(Row(name, seconds, flops / seconds / 1e9, peak))
+            for variant in [False, True] if compiled else [False]:
+                step = TrainingStep(sizes, device, compiled=variant)
+                for _ in range(3 if variant else 0):
+                    step()  # compiling: forward, backward, then the recompile-free steps
+                seconds = _median_seconds(step, device, sizes.rounds, sizes.block)
+                label = f"{name}, torch.compile" if variant else name
+                rows.append(Row(label, seconds, flops / seconds / 1e9, peak))
     with torch_settings():
         library = "bfloat16" if autocast_dtype(device) is not None else "float32"
     return rows, flops / 1e9, library
@@ -179,6 +191,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that it runs")
     parser.add_argument("--device", default=None, help="torch device (default: CUDA, MPS, CPU)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the step with the net through torch.compile "
+                             "(needs a C++ compiler on a CPU; compiling takes a minute)")
     try:
         args = parser.parse_args(argv)
         device = pick_device(args.device)
@@ -188,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: --device: {err}", file=sys.stderr)
         return 2
     sizes = QUICK if args.quick else DEFAULT
-    rows, gflop, library = run(sizes, device)
+    rows, gflop, library = run(sizes, device, compiled=args.compile)
     print(format_rows(rows, gflop, library, sizes), flush=True)
     return 0
 

@@ -410,10 +410,10 @@ BOOK_RECIPES: dict[str, Recipe] = _recipes(
 
 #: The environment variable that picks the training budget of :data:`RECIPES`.
 BUDGET_ENV = "SIAMESE_LIB_BUDGET"
-#: The budgets: "book" (the default) and "long" (the accuracy benchmark's models).
+#: The budgets, "book" (the default) and "long" (the accuracy benchmark's models).
 BUDGETS = ("book", "long")
-#: How many times the book's steps a "long" recipe trains: about 8 CPU-minutes per
-#: Omniglot model on 2 cores.
+#: How many times the book's steps a "long" recipe trains (about 8 CPU-minutes per
+#: Omniglot model on 2 cores).
 LONG_SCALE = 8
 
 
@@ -441,13 +441,14 @@ def at_budget(recipe: Recipe, budget: str, scale: float = LONG_SCALE) -> Recipe:
 
 
 #: The recipes the book and the benchmarks use, by name, at the budget of
-#: ``SIAMESE_LIB_BUDGET`` (read once, on import): :data:`BOOK_RECIPES` unless it says "long".
+#: ``SIAMESE_LIB_BUDGET``, read once on import; :data:`BOOK_RECIPES` unless it says "long".
 RECIPES: dict[str, Recipe] = {
     name: at_budget(recipe, training_budget()) for name, recipe in BOOK_RECIPES.items()
 }
 
-#: The contrastive model one change at a time (chapter 7): before, unit-length
-#: embeddings, and then the plain mean over all pairs (the book's recipe).
+#: The contrastive model one change at a time, as chapter 7 measures it; first before
+#: both changes, then with unit-length embeddings, then also with the plain mean over all
+#: pairs (the book's recipe).
 CONTRASTIVE_STEPS = [
     "omniglot-contrastive-raw", "omniglot-contrastive-unit-nonzero", "omniglot-contrastive",
 ]
