@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -50,17 +51,51 @@ def safe_load(path: str | os.PathLike) -> Any:
         ) from e
 
 
+#: The types a checkpoint's ``extra`` may hold, inside dicts, lists and tuples: what
+#: ``torch.load(weights_only=True)`` reads back. Exact types: a NumPy float64 is a float
+#: subclass that it refuses.
+_PLAIN = (str, int, float, bool, type(None), torch.Tensor, nn.Parameter)
+_CONTAINERS = (dict, OrderedDict, list, tuple)
+
+
+def _check_plain(value: Any, where: str) -> None:
+    """Raise a ValueError naming the first entry of ``value`` that is not plain data."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return
+    if kind not in _CONTAINERS:
+        raise ValueError(
+            f"{where} is a {kind.__module__}.{kind.__qualname__}, which a checkpoint cannot "
+            "hold: it would not load with weights_only=True. Save plain data only (dict, "
+            "list, tuple, str, int, float, bool, None, tensors), e.g. History.to_dict(), "
+            "str(path), float(x)."
+        )
+    if kind in (list, tuple):
+        for i, item in enumerate(value):
+            _check_plain(item, f"{where}[{i}]")
+        return
+    for key, item in value.items():
+        _check_plain(key, f"a key of {where}")
+        _check_plain(item, f"{where}[{key!r}]")
+
+
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, **extra: Any) -> Path:
     """Save a model's weights and configuration, plus plain-data ``extra`` (history, metrics).
 
     A :class:`~siamese_lib.nets.SiameseNetwork` is saved as its embedding net (its one set of
     weights), so the file loads with ``model=None`` as well as into either kind of model.
+
+    Raises:
+        ValueError: ``extra`` holds something ``torch.load(weights_only=True)`` could not
+            read back (a dataclass, a ``Path``, a NumPy scalar...); nothing is written then,
+            so an existing file at ``path`` stays as it was.
     """
     if isinstance(model, SiameseNetwork):
         model = model.embedding_net
     config = getattr(model, "config", None)
     if config is None:
         raise ValueError(f"{type(model).__name__} has no .config; use a siamese_lib network")
+    _check_plain(extra, "extra")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return atomic_save({"format": FORMAT, "config": config, "state_dict": state, "extra": extra}, path)
 

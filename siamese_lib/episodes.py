@@ -112,9 +112,23 @@ class EpisodeSampler(Sampler[list[int]]):
         return pool[torch.randperm(len(pool), generator=g)[: self.n_way]]
 
     def sample(self, n_episodes: int | None = None) -> Episodes:
-        """Draw episodes as index tensors (see :class:`Episodes`)."""
+        """Draw ``n_episodes`` episodes (by default the sampler's ``n_episodes``) as index tensors.
+
+        See :class:`Episodes`. A count below 1 is an error rather than an empty stack:
+        what callers do with episodes (an accuracy and its confidence interval) has no
+        value for zero episodes, and 0 used to fall back to the default count silently.
+
+        Raises:
+            ValueError: ``n_episodes`` (given, or the sampler's) is below 1.
+        """
+        n = self.n_episodes if n_episodes is None else int(n_episodes)
+        if n < 1:
+            raise ValueError(
+                f"sample() draws at least one episode, got n_episodes={n}; pass n_episodes >= 1 "
+                "(or None for the sampler's own count)"
+            )
         g, per_class = self.generator, self.k_shot + self.n_query
-        cls = torch.stack([self._classes(g) for _ in range(n_episodes or self.n_episodes)])
+        cls = torch.stack([self._classes(g) for _ in range(n)])
         idx = self.index.distinct_members(cls, per_class, g)  # (E, N, K+Q)
         return Episodes(support=idx[..., : self.k_shot], query=idx[..., self.k_shot :])
 

@@ -20,13 +20,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from .distances import euclidean, pairwise_euclidean, pairwise_squared_euclidean, squared_euclidean
+from .pairs import check_integer_labels
 
 
-def _check_margin(margin: float) -> float:
-    margin = float(margin)
-    if not math.isfinite(margin) or margin <= 0:
-        raise ValueError(f"margin must be a positive finite number, got {margin}")
-    return margin
+def _check_positive(name: str, value: float) -> float:
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value}")
+    return value
+
+
+def _check_pairs(e1: torch.Tensor, e2: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Check a pair batch: embeddings (N, d) each and pair labels (N,) in {0, 1} -> float labels."""
+    if e1.dim() != 2 or e2.dim() != 2:
+        raise ValueError(
+            f"expected embeddings (N, d) for both sides of the pairs, got {tuple(e1.shape)} and "
+            f"{tuple(e2.shape)}: one row per pair (unsqueeze a single embedding to (1, d))"
+        )
+    return _check_pair_labels(y, e1.shape[0])
 
 
 def _check_pair_labels(y: torch.Tensor, n: int) -> torch.Tensor:
@@ -35,6 +46,8 @@ def _check_pair_labels(y: torch.Tensor, n: int) -> torch.Tensor:
             f"expected one label per pair, shape ({n},), got {tuple(y.shape)}: the batch "
             "sizes of the embeddings and the labels differ"
         )
+    if n == 0:
+        raise ValueError("empty batch: a pair loss needs at least one pair (its mean would be NaN)")
     bad = (y != 0) & (y != 1)
     if bad.any():
         raise ValueError(
@@ -49,6 +62,12 @@ def _check_class_labels(embeddings: torch.Tensor, labels: torch.Tensor) -> None:
             f"expected embeddings (N, d) and labels (N,), got {tuple(embeddings.shape)} "
             f"and {tuple(labels.shape)}"
         )
+    if len(labels) < 2:
+        raise ValueError(
+            f"a batch loss needs at least 2 images (one pair), got {len(labels)}: use a "
+            "class-balanced P x K batch"
+        )
+    check_integer_labels(labels)
 
 
 def contrastive_loss(d2: torch.Tensor, y: torch.Tensor, margin: float) -> torch.Tensor:
@@ -90,12 +109,12 @@ class ContrastiveLoss(nn.Module):
 
     def __init__(self, margin: float = 1.0, reduction: str = "mean") -> None:
         super().__init__()
-        self.margin = _check_margin(margin)
+        self.margin = _check_positive("margin", margin)
         self.reduction = _check_reduction(reduction)
 
     def forward(self, e1: torch.Tensor, e2: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Loss of a batch of pairs: embeddings (N, d), (N, d) and labels (N,) in {0, 1}."""
-        y = _check_pair_labels(y, e1.shape[0])
+        y = _check_pairs(e1, e2, y)
         losses = contrastive_loss(squared_euclidean(e1, e2), y, self.margin)
         return _reduce(losses, y, self.reduction, e1)
 
@@ -128,7 +147,7 @@ class BatchContrastiveLoss(nn.Module):
 
     def __init__(self, margin: float = 1.0, reduction: str = "mean") -> None:
         super().__init__()
-        self.margin = _check_margin(margin)
+        self.margin = _check_positive("margin", margin)
         self.reduction = _check_reduction(reduction)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -166,7 +185,7 @@ class KochLoss(nn.Module):
 
     def forward(self, e1: torch.Tensor, e2: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Mean BCE of a batch of pairs: embeddings (N, d), (N, d), labels (N,) in {0, 1}."""
-        y = _check_pair_labels(y, e1.shape[0])
+        y = _check_pairs(e1, e2, y)
         if e1.shape != e2.shape:
             squared_euclidean(e1, e2)  # raises the shared shape error
         return F.binary_cross_entropy_with_logits(self.similarity(e1, e2), 1 - y)
@@ -188,7 +207,7 @@ class TripletLoss(nn.Module):
 
     def __init__(self, margin: float = 0.5, mining: str = "batch_hard") -> None:
         super().__init__()
-        self.margin = _check_margin(margin)
+        self.margin = _check_positive("margin", margin)
         if mining not in ("batch_hard", "batch_all"):
             raise ValueError(f"mining must be 'batch_hard' or 'batch_all', got {mining!r}")
         self.mining = mining
@@ -239,7 +258,7 @@ class PrototypicalLoss(nn.Module):
         if int(n_support) < 1:
             raise ValueError(f"n_support must be at least 1, got {n_support}")
         self.n_support = int(n_support)
-        self.temperature = _check_margin(temperature)
+        self.temperature = _check_positive("temperature", temperature)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Loss of a batch: embeddings (N, d) and class labels (N,) with K > n_support per class."""

@@ -26,7 +26,41 @@ def labels_of(source: Any) -> torch.Tensor:
         raise ValueError(f"labels must be one-dimensional, got shape {tuple(labels.shape)}")
     if len(labels) == 0:
         raise ValueError("the labelled set is empty: there is nothing to draw pairs from")
+    check_integer_labels(labels)
     return labels.long().cpu()
+
+
+def check_integer_labels(labels: torch.Tensor) -> None:
+    """Refuse class labels that are not whole numbers (0.5 and 0.7 would both become class 0).
+
+    Float labels with integer values (0.0, 1.0, ...) are accepted.
+    """
+    if not labels.is_floating_point():
+        return
+    bad = ~torch.isfinite(labels) | (labels != labels.round())
+    if bad.any():
+        raise ValueError(
+            f"class labels must be integers, got {labels[bad][:5].tolist()}: map each class "
+            "to an integer id (e.g. with labels.unique(return_inverse=True))"
+        )
+
+
+#: Added to a batch source's seed to seed its augmentation (see :func:`augmentation_seed`):
+#: half of a generator's 32-bit seed space, plus one to make it odd.
+AUGMENT_SEED_OFFSET = 2**31 + 1
+
+
+def augmentation_seed(seed: int) -> int:
+    """The seed of the augmentation generator of a batch source seeded with ``seed``.
+
+    A CPU ``torch.Generator`` keeps only the low 32 bits of its seed, so two seeds give
+    the same stream exactly when they agree modulo 2**32. Half that space away from
+    ``seed``, the augmentation stream differs from the sampling stream of every seed t
+    with ``|t - seed| < 2**31 - 1``, such as the neighbouring epochs' (recipes seed epoch
+    e with ``recipe.seed * 1000 + e``). ``seed + 1``, used before, made the augmentation
+    of epoch e replay the sampling draws of epoch e + 1.
+    """
+    return (seed + AUGMENT_SEED_OFFSET) % 2**32
 
 
 def rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -225,11 +259,12 @@ def pair_batches(
 
     ``images`` (N, C, H, W), uint8 or float, may live on the GPU; indexing it is the
     whole cost of a batch (no per-item Python or PIL work). The batches go to ``device``,
-    by default the images' device.
+    by default the images' device. ``seed`` seeds the pair sampler; ``augment`` draws from
+    a generator of its own, seeded with :func:`augmentation_seed` of it.
     """
     device = images.device if device is None else device
     sampler = PairSampler(labels, seed=seed)
-    g = torch.Generator().manual_seed(seed + 1)
+    g = torch.Generator().manual_seed(augmentation_seed(seed))
     for i, j, y in sampler.batches(batch_size, n_batches):
         x1, x2 = to_float(rows(images, i)), to_float(rows(images, j))
         if augment is not None:
@@ -249,12 +284,13 @@ def class_balanced_batches(
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield P x K batches ``(x, labels)`` for a batch loss, straight from a tensor.
 
-    The batches go to ``device``, by default the images' device (see :func:`pair_batches`).
+    The batches go to ``device``, by default the images' device, and ``augment`` draws
+    from its own generator (see :func:`pair_batches`).
     """
     device = images.device if device is None else device
     labels = labels_of(labels)
     sampler = ClassBalancedBatchSampler(labels, n_classes, n_per_class, n_batches, seed=seed)
-    g = torch.Generator().manual_seed(seed + 1)
+    g = torch.Generator().manual_seed(augmentation_seed(seed))
     for _ in range(n_batches):
         idx = sampler.sample()
         x = to_float(rows(images, idx))

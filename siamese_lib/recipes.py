@@ -43,7 +43,10 @@ from .nets import Classifier, EmbeddingNet
 from .pairs import class_balanced_batches, pair_batches, rows, to_float
 from .train import History, fit
 
-CACHE_VERSION = 2  # 2: nets run in bfloat16 on CPUs that have it (see train.autocast_dtype)
+# 2: nets run in bfloat16 on CPUs that have it (see train.autocast_dtype)
+# 3: augmentation draws from its own stream (pairs.augmentation_seed), no longer from the
+#    next epoch's sampling stream, so augmented models train differently
+CACHE_VERSION = 3
 #: Episodes of the validation after each epoch (N-way 1-shot accuracy on held-out data, with
 #: N = 20, or the number of held-out classes if fewer, as for the 10 MNIST digits).
 VALIDATION_EPISODES = 300
@@ -227,6 +230,8 @@ def _augmentation(recipe: Recipe) -> Callable[[torch.Tensor, torch.Generator], t
 
 
 def _shuffled_batches(images, labels, batch_size, n_batches, seed, augment, device):
+    # one generator draws both the indices and the augmentation: each epoch's seed gives
+    # one stream of its own, so no epoch replays another's draws (see pairs.augmentation_seed)
     g = torch.Generator().manual_seed(seed)
     for _ in range(n_batches):
         idx = torch.randint(len(labels), (batch_size,), generator=g)

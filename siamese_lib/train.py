@@ -96,7 +96,10 @@ def embed(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return model.embed(x) if hasattr(model, "embed") else model(x)
 
 
-def _step_loss(model: nn.Module, loss_fn: nn.Module, batch: Any, device, channels_last) -> torch.Tensor:
+def _step_loss(
+    model: nn.Module, loss_fn: nn.Module, batch: Any, device, channels_last
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss of one batch, and the batch's embeddings (both sides of a pair batch)."""
     def prep(x: torch.Tensor) -> torch.Tensor:
         x = x.to(device, non_blocking=True)
         if channels_last and x.dim() == 4:
@@ -110,11 +113,13 @@ def _step_loss(model: nn.Module, loss_fn: nn.Module, batch: Any, device, channel
 
     if len(batch) == 3:
         x1, x2, y = batch
-        e1, e2 = embed_fp32(torch.cat([x1, x2])).chunk(2)
-        return loss_fn(e1, e2, y.to(device))
+        embeddings = embed_fp32(torch.cat([x1, x2]))
+        e1, e2 = embeddings.chunk(2)
+        return loss_fn(e1, e2, y.to(device)), embeddings
     if len(batch) == 2:
         x, labels = batch
-        return loss_fn(embed_fp32(x), labels.to(device))
+        embeddings = embed_fp32(x)
+        return loss_fn(embeddings, labels.to(device)), embeddings
     raise ValueError(
         f"a batch must be (x1, x2, y) for a pair loss or (x, labels) for a batch loss, "
         f"got a {type(batch).__name__} of {len(batch)} items"
@@ -153,7 +158,7 @@ def fit(
         loss_fn: a pair loss, a batch loss or ``nn.CrossEntropyLoss``; its own parameters
             (e.g. :class:`~siamese_lib.losses.KochLoss`'s head) are trained too.
         batches: ``epoch -> iterable`` of ``steps_per_epoch`` batches, so each epoch can be
-            seeded on its own.
+            seeded on its own (at least one, and never more: the schedule is sized by it).
         epochs: passes over ``batches``.
         steps_per_epoch: batches per epoch (for the learning-rate schedule).
         lr: peak learning rate of Adam(W).
@@ -167,6 +172,10 @@ def fit(
 
     Raises:
         FloatingPointError: the loss became NaN or infinite; says at which step and why.
+        ValueError: an epoch's batches were none, or more than ``steps_per_epoch``.
+        RuntimeError: training collapsed: at the end of an epoch, every embedding of the
+            last batch is the same point although its images differ (checked once per
+            epoch, on that batch only).
     """
     device = pick_device(device)
     channels_last = use_channels_last(device)
@@ -190,9 +199,18 @@ def fit(
         model.train()
         loss_fn.train()
         t0, losses = time.perf_counter(), []
+        last: tuple[Any, torch.Tensor] | None = None  # the epoch's last batch, its embeddings
         for batch in batches(epoch):
+            if len(losses) == steps_per_epoch:
+                bar.close()
+                raise ValueError(
+                    f"batches({epoch}) yielded more than steps_per_epoch={steps_per_epoch} "
+                    f"batches in epoch {epoch + 1} (batch {steps_per_epoch + 1} arrived), so "
+                    "training would run past the end of the learning-rate schedule; make it "
+                    "yield steps_per_epoch batches, or pass steps_per_epoch=<its count>"
+                )
             ts = time.perf_counter()
-            loss = _step_loss(model, loss_fn, batch, device, channels_last)
+            loss, embeddings = _step_loss(model, loss_fn, batch, device, channels_last)
             value = float(loss.detach())
             if not math.isfinite(value):
                 bar.close()
@@ -203,12 +221,27 @@ def fit(
             if sched is not None:
                 sched.step()
             losses.append(value)
+            last = (batch, embeddings.detach())
             if device.type == "cuda":  # CUDA runs the backward pass and step asynchronously
                 torch.cuda.synchronize(device)
             history.step_seconds.append(time.perf_counter() - ts)
             step += 1
             bar.update(1)
             bar.set_postfix(epoch=epoch + 1, loss=f"{value:.4f}")
+        if last is None:
+            bar.close()
+            raise ValueError(
+                f"batches({epoch}) yielded no batches for epoch {epoch + 1}: an epoch's loss "
+                f"needs at least one; yield steps_per_epoch={steps_per_epoch} batches per epoch"
+            )
+        if _collapsed(*last):
+            bar.close()
+            raise RuntimeError(
+                f"training collapsed in epoch {epoch + 1}: every embedding of the last batch is "
+                f"identical although its images differ (loss stuck at {losses[-1]:.4g}), so the "
+                f"net no longer tells images apart. With lr={lr:g} the steps are likely too "
+                "large: lower the learning rate (e.g. 10x) and train again"
+            )
         history.epoch_seconds.append(time.perf_counter() - t0)
         history.step_loss.extend(losses)
         history.epoch_loss.append(sum(losses) / max(1, len(losses)))
@@ -245,6 +278,17 @@ def _progress_bar() -> type:
 
 def _unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "embedding_net", model) if not hasattr(model, "config") else model
+
+
+def _collapsed(batch: Any, embeddings: torch.Tensor) -> bool:
+    """Whether a batch's embeddings are all one point (to float32 rounding) while its images differ."""
+    if embeddings.shape[0] < 2:
+        return False
+    spread = (embeddings - embeddings[:1]).abs().amax()
+    if spread > 1e-6 * embeddings.abs().amax():
+        return False
+    images = torch.cat([t.reshape(len(t), -1) for t in batch[:-1]])  # all but the labels
+    return bool((images != images[:1]).any())
 
 
 def _diagnose(value: float, step: int, epoch: int, batch: Any, model: nn.Module, lr: float) -> str:

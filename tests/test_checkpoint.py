@@ -6,12 +6,14 @@ import os
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from siamese_lib import checkpoint as ckpt_module
 from siamese_lib.checkpoint import load_checkpoint, save_checkpoint
 from siamese_lib.nets import Classifier, EmbeddingNet, SiameseNetwork
+from siamese_lib.train import History
 
 
 def trained_looking_net(seed: int = 0, width: int = 8) -> EmbeddingNet:
@@ -106,6 +108,44 @@ def test_failed_save_keeps_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     loaded, _ = load_checkpoint(path)
     x = torch.rand(2, 1, 28, 28)
     torch.testing.assert_close(loaded.eval()(x), old(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("extra", "where", "kind"),
+    [
+        ({"history": History(step_loss=[1.0])}, r"'history'\]", "History"),
+        ({"run": {"folder": Path("runs/a")}}, r"'run'\]\['folder'\]", "PosixPath|WindowsPath"),
+        ({"metrics": [0.5, np.float64(0.7)]}, r"'metrics'\]\[1\]", "float64"),
+    ],
+)
+def test_extra_that_would_not_load_is_refused_and_old_file_kept(
+    tmp_path: Path, extra: dict, where: str, kind: str
+) -> None:
+    old = trained_looking_net(0)
+    path = save_checkpoint(tmp_path / "a.pt", old, epoch=1)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=rf"extra\[{where} .*({kind}).*plain data"):
+        save_checkpoint(path, trained_looking_net(1), **extra)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt"]
+    assert load_checkpoint(path)[1] == {"epoch": 1}
+
+
+def test_plain_extra_round_trips(tmp_path: Path) -> None:
+    net = trained_looking_net()
+    extra = {
+        "history": History(step_loss=[1.0, 0.5]).to_dict(),
+        "loss_state": torch.nn.Linear(2, 1).state_dict(),  # an OrderedDict of tensors
+        "recipe": {"batch": [64, 4], "lr": 2e-3, "augment": False, "note": None},
+        "shape": (1, 28, 28),
+        "wall_seconds": 1.5,
+    }
+    path = save_checkpoint(tmp_path / "a.pt", net, **extra)
+    _, loaded = load_checkpoint(path)
+    assert loaded.keys() == extra.keys()
+    assert loaded["history"] == extra["history"] and loaded["recipe"] == extra["recipe"]
+    assert loaded["shape"] == (1, 28, 28)
+    torch.testing.assert_close(dict(loaded["loss_state"]), dict(extra["loss_state"]))
 
 
 def test_other_config_is_refused_naming_the_difference(tmp_path: Path) -> None:

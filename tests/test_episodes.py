@@ -42,6 +42,15 @@ def test_episode_shapes_and_guarantees() -> None:
 def test_sample_with_explicit_count() -> None:
     sampler = EpisodeSampler(make_labels(), n_way=5, n_episodes=100)
     assert sampler.sample(4).shape == (4, 5, 1, 1)
+    assert sampler.sample().shape == (100, 5, 1, 1)
+
+
+@pytest.mark.parametrize("n", [0, -3])
+def test_sample_refuses_fewer_than_one_episode(n: int) -> None:
+    # sample(0) used to fall back to n_episodes and draw 100 episodes
+    sampler = EpisodeSampler(make_labels(), n_way=5, n_episodes=100)
+    with pytest.raises(ValueError, match=rf"at least one episode, got n_episodes={n}"):
+        sampler.sample(n)
 
 
 def test_only_classes_with_enough_images_are_drawn() -> None:

@@ -321,9 +321,10 @@ def test_prototypical_rejects_bad_n_support(n_support: int) -> None:
         PrototypicalLoss(n_support)
 
 
-def test_prototypical_rejects_bad_temperature() -> None:
-    with pytest.raises(ValueError, match="positive finite"):
-        PrototypicalLoss(1, temperature=0.0)
+@pytest.mark.parametrize("temperature", [0, -1.0, math.nan, math.inf])
+def test_prototypical_rejects_bad_temperature(temperature: float) -> None:
+    with pytest.raises(ValueError, match="temperature must be a positive finite number"):
+        PrototypicalLoss(1, temperature=temperature)
 
 
 # ------------------------------------------------------------------------------------- Koch
@@ -391,3 +392,36 @@ def test_pair_contrastive_nonzero_averages_similar_and_violating_pairs_apart() -
     assert nonzero.item() == pytest.approx((terms[0] + terms[1]) / 2 + terms[2], rel=1e-5)
     with pytest.raises(ValueError, match="reduction must be 'mean' or 'nonzero'"):
         ContrastiveLoss(1.0, reduction="max")
+
+
+# -------------------------------------------------------------------------- bad batches
+
+
+@pytest.mark.parametrize("loss_fn", [ContrastiveLoss(), KochLoss(2)])
+def test_pair_losses_refuse_an_empty_batch(loss_fn) -> None:
+    # the mean over no pairs used to be NaN
+    with pytest.raises(ValueError, match="empty batch"):
+        loss_fn(torch.zeros(0, 2), torch.zeros(0, 2), torch.zeros(0))
+
+
+@pytest.mark.parametrize("loss_fn", [ContrastiveLoss(), KochLoss(4)])
+def test_pair_losses_refuse_one_dimensional_embeddings(loss_fn) -> None:
+    # (N,) embeddings used to be summed into one distance for the whole batch
+    with pytest.raises(ValueError, match=r"embeddings \(N, d\).*got \(4,\)"):
+        loss_fn(torch.randn(4), torch.randn(4), torch.tensor([0, 1, 0, 1]))
+
+
+@pytest.mark.parametrize("loss_fn", [BatchContrastiveLoss(), TripletLoss(), PrototypicalLoss()])
+@pytest.mark.parametrize("n", [0, 1])
+def test_batch_losses_refuse_a_batch_without_pairs(loss_fn, n: int) -> None:
+    with pytest.raises(ValueError, match="at least 2 images"):
+        loss_fn(torch.zeros(n, 2), torch.zeros(n, dtype=torch.long))
+
+
+@pytest.mark.parametrize("loss_fn", [BatchContrastiveLoss(), TripletLoss(), PrototypicalLoss()])
+def test_batch_losses_refuse_fractional_class_labels(loss_fn) -> None:
+    e = torch.randn(4, 3)
+    with pytest.raises(ValueError, match=r"class labels must be integers.*0\.5"):
+        loss_fn(e, torch.tensor([0.5, 0.7, 0.5, 0.7]))
+    integer_valued = loss_fn(e, torch.tensor([0.0, 1.0, 0.0, 1.0]))
+    assert integer_valued.item() == pytest.approx(loss_fn(e, torch.tensor([0, 1, 0, 1])).item())

@@ -12,6 +12,7 @@ from siamese_lib.pairs import (
     ClassBalancedBatchSampler,
     PairSampler,
     all_pairs,
+    augmentation_seed,
     class_balanced_batches,
     labels_of,
     pair_batches,
@@ -126,6 +127,17 @@ def test_pair_sampler_reads_targets() -> None:
     t = torch.tensor(ds.targets)
     assert ((t[i] == t[j]) == (y == 0)).all()
     assert torch.equal(labels_of(ds), t)
+
+
+def test_labels_of_refuses_fractional_labels_and_takes_integer_valued_floats() -> None:
+    # 0.5 and 0.7 used to be truncated to one class 0
+    with pytest.raises(ValueError, match=r"class labels must be integers.*0\.5"):
+        labels_of(torch.tensor([0.5, 0.7, 0.5]))
+    with pytest.raises(ValueError, match="class labels must be integers"):
+        PairSampler([0.5, 0.7, 0.5, 0.7], seed=0)
+    with pytest.raises(ValueError, match="class labels must be integers"):
+        labels_of(torch.tensor([0.0, float("nan")]))
+    assert torch.equal(labels_of(torch.tensor([0.0, 2.0, 1.0])), torch.tensor([0, 2, 1]))
 
 
 class LabelledTensors(Dataset):
@@ -251,6 +263,41 @@ def test_pair_batches_apply_augment_with_generator() -> None:
         torch.testing.assert_close(b1, 1 - a1)
         torch.testing.assert_close(b2, 1 - a2)
         assert torch.equal(ay, by)
+
+
+def first_draws(g: torch.Generator) -> list[float]:
+    return torch.rand(4, generator=g).tolist()
+
+
+@pytest.mark.parametrize("seed", [0, 7, 999, 1000, 2**31 - 5])
+def test_augmentation_stream_is_not_a_neighbouring_seeds_sampling_stream(seed: int) -> None:
+    # recipes seed epoch e with recipe.seed * 1000 + e: the augmentation of epoch e must not
+    # replay the sampling of epoch e + 1 (or e - 1), as seed + 1 did
+    aug = first_draws(torch.Generator().manual_seed(augmentation_seed(seed)))
+    for other in (seed - 1, seed, seed + 1, seed + 2):
+        assert aug != first_draws(torch.Generator().manual_seed(other))
+    firsts = set(range(3000))
+    assert not firsts & {augmentation_seed(s) % 2**32 for s in range(3000)}
+
+
+def test_batch_sources_augment_with_the_augmentation_seeds_stream() -> None:
+    labels = torch.arange(4).repeat(6)
+    images = torch.rand(len(labels), 1, 4, 4)
+    states: list[torch.Tensor] = []
+
+    def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        states.append(g.get_state())
+        torch.rand(1, generator=g)
+        return x
+
+    seed = 41
+    list(pair_batches(images, labels, 6, 1, seed=seed, augment=augment))
+    list(class_balanced_batches(images, labels, 2, 3, 1, seed=seed, augment=augment))
+    next_epoch = first_draws(torch.Generator().manual_seed(seed + 1))
+    expected = first_draws(torch.Generator().manual_seed(augmentation_seed(seed)))
+    for state in (states[0], states[2]):  # the first augmentation of each source
+        drawn = first_draws(torch.Generator().set_state(state))
+        assert drawn == expected and drawn != next_epoch
 
 
 def test_class_balanced_batches_yield_float_batches() -> None:

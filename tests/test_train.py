@@ -158,6 +158,39 @@ def test_huge_learning_rate_raises_with_advice() -> None:
     assert "became" in str(err.value) and "batch itself" not in str(err.value)
 
 
+def test_huge_learning_rate_that_collapses_the_embedding_raises() -> None:
+    # lr=1e10 leaves every embedding identical with a finite, stuck loss: no NaN to catch
+    with pytest.raises(RuntimeError, match=r"training collapsed.*epoch 1.*identical.*lr=1e\+10"
+                       r".*lower the learning rate"):
+        run_pairs(tiny(), ContrastiveLoss(1.0), epochs=2, steps=5, lr=1e10, schedule=None)
+
+
+def test_identical_inputs_are_not_a_collapse() -> None:
+    # a batch of one image repeated embeds to one point without the net having collapsed
+    x = torch.rand(1, 1, SIZE, SIZE).expand(4, 1, SIZE, SIZE)
+    batch = (x, torch.tensor([0, 0, 1, 1]))
+    history = fit(tiny(), BatchContrastiveLoss(1.0), lambda epoch: [batch], 1, 1,
+                  device="cpu", progress=False)
+    assert len(history.step_loss) == 1
+
+
+def test_epoch_without_batches_raises() -> None:
+    images, labels = separable_data()
+
+    def batches(epoch: int):
+        return pair_batches(images, labels, 8, 0 if epoch == 1 else 3, seed=epoch)
+
+    with pytest.raises(ValueError, match=r"no batches for epoch 2.*steps_per_epoch=3"):
+        fit(tiny(), ContrastiveLoss(1.0), batches, 2, 3, device="cpu", progress=False)
+
+
+def test_more_batches_than_steps_per_epoch_raises() -> None:
+    images, labels = separable_data()
+    source = pair_source(images, labels, steps=6)
+    with pytest.raises(ValueError, match=r"more than steps_per_epoch=4 batches.*epoch 1"):
+        fit(tiny(), ContrastiveLoss(1.0), source, 2, 4, device="cpu", progress=False)
+
+
 @pytest.mark.parametrize("n_items", [1, 4])
 def test_bad_batch_shape(n_items: int) -> None:
     x = torch.rand(4, 1, SIZE, SIZE)
