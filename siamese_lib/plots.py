@@ -114,21 +114,30 @@ def show_images(
 
 def show_pairs(
     x1: torch.Tensor, x2: torch.Tensor, d: torch.Tensor | None = None,
-    y: torch.Tensor | None = None, n: int = 8,
+    y: torch.Tensor | None = None, n: int = 8, ncols: int = 4,
 ) -> Figure:
-    """Pairs side by side with their dissimilarity D and their label Y, each if given (as in the article)."""
+    """Pairs side by side with their dissimilarity D and their label Y, each if given (as in the article).
+
+    At most ``ncols`` pairs per row, so that the figure fits a page's text column at a
+    size where its titles can be read.
+    """
     import matplotlib.pyplot as plt
 
     n = min(n, len(x1))
-    fig, axes = plt.subplots(1, n, figsize=(1.6 * n, 1.4), squeeze=False, layout="constrained")
-    for i, ax in enumerate(axes[0]):
+    ncols = max(1, min(ncols, n))
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.8 * ncols, 1.45 * nrows), squeeze=False,
+                             layout="constrained")
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
         pair = torch.cat([to_float(x1[i]), to_float(x2[i])], dim=-1)
         ax.imshow(pair.permute(1, 2, 0).squeeze(-1), cmap="gray")
-        ax.axis("off")
         parts = [] if d is None else [f"D={float(d[i]):.2f}"]
         if y is not None:
             parts.append("similar" if int(y[i]) == 0 else "dissimilar")
-        ax.set_title(" ".join(parts), fontsize=8)
+        ax.set_title(" ".join(parts), fontsize=9)
     return fig
 
 
@@ -198,27 +207,36 @@ def plot_embedding_2d(
 
 
 def show_episode(
-    support: torch.Tensor, query: torch.Tensor, scores: torch.Tensor, answer: int | None = None
+    support: torch.Tensor, query: torch.Tensor, scores: torch.Tensor, answer: int | None = None,
+    ncols: int = 7,
 ) -> Figure:
     """One N-way 1-shot trial: the query, then the N support images with their distance/score.
 
-    The model's choice (highest score) is framed in green if right, red if wrong.
+    The model's choice (highest score) is framed in green if right, red if wrong. At most
+    ``ncols`` images per row, the query first, so that a 20-way trial fits a text column.
     """
     import matplotlib.pyplot as plt
 
     n = len(support)
-    fig, axes = plt.subplots(1, n + 1, figsize=(1.1 * (n + 1), 1.5), layout="constrained")
+    ncols = max(1, min(ncols, n + 1))
+    nrows = (n + 1 + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.05 * ncols, 1.25 * nrows), squeeze=False,
+                             layout="constrained")
+    axes = axes.ravel()
     axes[0].imshow(to_float(query).squeeze(0), cmap="gray")
-    axes[0].set_title("query", fontsize=8)
+    axes[0].set_title("query", fontsize=9, fontweight="bold")
     choice = int(scores.argmax())
     for i, ax in enumerate(axes[1:]):
+        if i >= n:
+            ax.axis("off")
+            continue
         ax.imshow(to_float(support[i]).squeeze(0), cmap="gray")
-        ax.set_title(f"{float(scores[i]):.2f}", fontsize=7)
+        ax.set_title(f"{float(scores[i]):.2f}", fontsize=9)
         if i == choice:
             right = answer is None or choice == answer
             for spine in ax.spines.values():
                 spine.set(color="green" if right else "red", lw=3)
-    for ax in axes:
+    for ax in axes[: n + 1]:
         ax.set_xticks([])
         ax.set_yticks([])
     return fig
