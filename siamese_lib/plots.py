@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from .train import History
 
 SIMILAR_COLOR, DISSIMILAR_COLOR = "tab:blue", "tab:red"
+#: A loss curve spanning more than this ratio (largest to smallest step loss) gets a log axis.
+LOG_SCALE_RATIO = 30.0
 
 
 def _axes(ax: Axes | None, figsize: tuple[float, float] = (5, 3.5)) -> Axes:
@@ -70,6 +72,10 @@ def plot_loss_curves(
         epochs_end = [(e + 1) * steps_per_epoch for e in range(len(h.epoch_loss))]
         ax.plot(epochs_end, h.epoch_loss, "o", color=color, ms=4, label=f"{name} (epoch mean)")
     ax.set(xlabel="step", ylabel="loss", title="Training loss")
+    losses = [v for h in histories.values() for v in h.step_loss if v > 0]
+    if losses and max(losses) / min(losses) > LOG_SCALE_RATIO:  # falls by orders of magnitude
+        ax.set_yscale("log")
+        ax.set_ylabel("loss (log scale)")
     ax.legend(fontsize=8)
     return ax
 
@@ -87,6 +93,9 @@ def plot_validation(
         ax.plot(range(1, len(values) + 1), values, "o-", color=f"C{i}", label=name)
     ax.set(xlabel="epoch", ylabel=f"{label} (%)" if single else "validation accuracy (%)",
            title="Validation after each epoch")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     if not single:
         ax.legend(fontsize=8)
     return ax
@@ -177,16 +186,26 @@ def plot_confusion(
 
 
 def plot_roc(roc: ROC, threshold: float | None = None, ax: Axes | None = None) -> Axes:
-    """The ROC curve ("similar" positive), with the operating point of a threshold."""
+    """The ROC curve ("similar" positive), with the operating point of a threshold.
+
+    The false-positive axis is logarithmic: a good verifier's curve hugs the top-left
+    corner on a linear axis, and the low false-positive rates that matter in practice
+    (one wrong "same" in a hundred, in a thousand) are where curves differ.
+    """
     ax = _axes(ax, (3.5, 3.5))
     ax.plot(roc.fpr, roc.tpr, color="C0", label=f"AUC = {roc.auc:.3f}")
-    ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
+    # the log axis starts at half the smallest false-positive rate the pairs can show
+    seen = roc.fpr[roc.fpr > 0]
+    floor = float(seen.min()) / 2 if len(seen) else 1e-3
+    ax.plot([floor, 1], [floor, 1], color="grey", ls=":", lw=1)
     if threshold is not None:
         k = int(torch.searchsorted(roc.thresholds.contiguous(), torch.tensor(threshold,
                 dtype=roc.thresholds.dtype), right=True)) - 1
         k = max(0, min(k, len(roc.fpr) - 1))
         ax.plot(roc.fpr[k], roc.tpr[k], "o", color="black", label=f"threshold {threshold:.2f}")
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC curve")
+    ax.set_xscale("log")
+    ax.set(xlabel="false positive rate (log scale)", ylabel="true positive rate",
+           title="ROC curve", xlim=(floor, 1))
     ax.legend(fontsize=8, loc="lower right")
     return ax
 
