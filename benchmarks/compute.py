@@ -94,7 +94,9 @@ class TrainingStep:
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=1e-3)
         g = torch.Generator().manual_seed(seed)
         x = torch.rand(sizes.images, 1, 28, 28, generator=g)
+        # the library's layout, as fit() sets it: weights and input channels-last on a CPU
         memory = torch.channels_last if use_channels_last(device) else torch.contiguous_format
+        self.net.to(memory_format=memory)
         self.x = x.to(device).contiguous(memory_format=memory)
         self.labels = torch.arange(sizes.images, device=device) % sizes.classes
 
