@@ -365,13 +365,6 @@ BOOK_RECIPES: dict[str, Recipe] = _recipes(
     Recipe("mnist-contrastive", "mnist", "contrastive", {"margin": 2.0},
            net=dict(width=32, embedding_dim=16), batch=128, epochs=4, steps_per_epoch=150,
            lr=2e-3, description="the article's model: sampled pairs, contrastive loss, m=2"),
-    # Chapter 3's before and after: the article's model with the two changes that made the
-    # book's Omniglot models better (chapter 7).
-    Recipe("mnist-contrastive-unit", "mnist", "contrastive", {"margin": 1.0, "reduction": "nonzero"},
-           net=dict(width=32, embedding_dim=16, normalize=True), batch=128, epochs=4,
-           steps_per_epoch=150, lr=2e-3,
-           description="the article's model with unit-length embeddings, m=1, and similar "
-                       "and dissimilar pairs averaged apart"),
     # Sampled pairs are half similar: with the plain mean the pull wins as the dissimilar
     # pairs get beyond the margin, so the two kinds are averaged apart ("nonzero").
     _omniglot("omniglot-contrastive-pairs", "contrastive", {"margin": 1.0, "reduction": "nonzero"},
