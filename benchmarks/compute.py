@@ -23,7 +23,6 @@ pooling, which do no counted FLOPs, take much of the step.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,9 +33,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from siamese_lib.config import pick_device, seed_everything
 from siamese_lib.losses import BatchContrastiveLoss
 from siamese_lib.nets import EmbeddingNet
-from siamese_lib.train import autocast_dtype, use_channels_last
+from siamese_lib.train import autocast, autocast_dtype, use_channels_last
 
-from .speed import clock, torch_settings
+from .speed import clock, median, torch_settings
 from .tables import format_table
 
 TARGET_PEAK_SHARE = 0.40  # of the bfloat16 matmul peak (the issue that asked for this table)
@@ -65,7 +64,7 @@ def _median_seconds(run: Callable[[], None], device: torch.device, rounds: int, 
         for _ in range(block):
             run()
         times.append((clock(device) - t0) / block)
-    return statistics.median(times)
+    return median(times)
 
 
 def matmul_gflops(dtype: torch.dtype, n: int, device: torch.device, rounds: int) -> float:
@@ -101,9 +100,7 @@ class TrainingStep:
         self.labels = torch.arange(sizes.images, device=device) % sizes.classes
 
     def __call__(self) -> None:
-        dtype = autocast_dtype(self.device)
-        with torch.autocast(self.device.type, dtype=dtype or torch.float32,
-                            enabled=dtype is not None):
+        with autocast(self.device):  # the library's precision, as in fit()
             e = self.forward(self.x).float()
         loss = self.loss_fn(e, self.labels)
         self.opt.zero_grad(set_to_none=True)

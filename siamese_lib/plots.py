@@ -84,6 +84,8 @@ def plot_validation(
     histories: History | Mapping[str, History], ax: Axes | None = None, label: str = "validation"
 ) -> Axes:
     """The validation metric (an accuracy, shown in %) after each epoch."""
+    from matplotlib.ticker import MaxNLocator
+
     ax = _axes(ax)
     single = not isinstance(histories, Mapping)
     if single:
@@ -93,12 +95,29 @@ def plot_validation(
         ax.plot(range(1, len(values) + 1), values, "o-", color=f"C{i}", label=name)
     ax.set(xlabel="epoch", ylabel=f"{label} (%)" if single else "validation accuracy (%)",
            title="Validation after each epoch")
-    from matplotlib.ticker import MaxNLocator
-
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     if not single:
         ax.legend(fontsize=8)
     return ax
+
+
+def _image_grid(n: int, ncols: int, cell: tuple[float, float]) -> tuple[Figure, list[Axes]]:
+    """A figure of ``n`` image cells, at most ``ncols`` per row, each ``cell`` inches
+    (width, height); cells past ``n`` are hidden. Returns the figure and the ``n`` axes,
+    ticks off (their spines stay, for frames)."""
+    import matplotlib.pyplot as plt
+
+    ncols = max(1, min(ncols, n))
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell[0] * ncols, cell[1] * nrows),
+                             squeeze=False, layout="constrained")
+    axes = list(axes.flat)
+    for ax in axes[n:]:
+        ax.axis("off")
+    for ax in axes[:n]:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig, axes[:n]
 
 
 def show_images(
@@ -106,18 +125,12 @@ def show_images(
     scale: float = 1.2, cmap: str = "gray",
 ) -> Figure:
     """A grid of images (N, C, H, W), uint8 or float, with optional titles."""
-    import matplotlib.pyplot as plt
-
-    n = len(images)
-    nrows = (n + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows + 0.2 * nrows),
-                             squeeze=False, layout="constrained")
-    for i, ax in enumerate(axes.flat):
+    fig, axes = _image_grid(len(images), ncols, (scale, scale + 0.2))
+    for i, ax in enumerate(axes):
         ax.axis("off")
-        if i < n:
-            ax.imshow(to_float(images[i]).permute(1, 2, 0).squeeze(-1), cmap=cmap)
-            if titles is not None:
-                ax.set_title(titles[i], fontsize=8)
+        ax.imshow(to_float(images[i]).permute(1, 2, 0).squeeze(-1), cmap=cmap)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=8)
     return fig
 
 
@@ -130,17 +143,10 @@ def show_pairs(
     At most ``ncols`` pairs per row, so that the figure fits a page's text column at a
     size where its titles can be read.
     """
-    import matplotlib.pyplot as plt
-
     n = min(n, len(x1))
-    ncols = max(1, min(ncols, n))
-    nrows = (n + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.8 * ncols, 1.45 * nrows), squeeze=False,
-                             layout="constrained")
-    for i, ax in enumerate(axes.flat):
+    fig, axes = _image_grid(n, ncols, (1.8, 1.45))
+    for i, ax in enumerate(axes):
         ax.axis("off")
-        if i >= n:
-            continue
         pair = torch.cat([to_float(x1[i]), to_float(x2[i])], dim=-1)
         ax.imshow(pair.permute(1, 2, 0).squeeze(-1), cmap="gray")
         parts = [] if d is None else [f"D={float(d[i]):.2f}"]
@@ -234,28 +240,15 @@ def show_episode(
     The model's choice (highest score) is framed in green if right, red if wrong. At most
     ``ncols`` images per row, the query first, so that a 20-way trial fits a text column.
     """
-    import matplotlib.pyplot as plt
-
-    n = len(support)
-    ncols = max(1, min(ncols, n + 1))
-    nrows = (n + 1 + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.05 * ncols, 1.25 * nrows), squeeze=False,
-                             layout="constrained")
-    axes = axes.ravel()
+    fig, axes = _image_grid(len(support) + 1, ncols, (1.05, 1.25))
     axes[0].imshow(to_float(query).squeeze(0), cmap="gray")
     axes[0].set_title("query", fontsize=9, fontweight="bold")
     choice = int(scores.argmax())
     for i, ax in enumerate(axes[1:]):
-        if i >= n:
-            ax.axis("off")
-            continue
         ax.imshow(to_float(support[i]).squeeze(0), cmap="gray")
         ax.set_title(f"{float(scores[i]):.2f}", fontsize=9)
         if i == choice:
             right = answer is None or choice == answer
             for spine in ax.spines.values():
                 spine.set(color="green" if right else "red", lw=3)
-    for ax in axes[: n + 1]:
-        ax.set_xticks([])
-        ax.set_yticks([])
     return fig

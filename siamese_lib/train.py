@@ -244,7 +244,7 @@ def fit(
             )
         history.epoch_seconds.append(time.perf_counter() - t0)
         history.step_loss.extend(losses)
-        history.epoch_loss.append(sum(losses) / max(1, len(losses)))
+        history.epoch_loss.append(sum(losses) / len(losses))
         if validate is not None:
             model.eval()
             with torch.no_grad():

@@ -70,18 +70,26 @@ def test_a_missing_relative_root_says_it_was_relative_and_where_it_was_read(
     assert config.relative_root_note() == ""
 
 
-def test_the_book_build_anchors_the_data_root_and_draws_static_sliders(monkeypatch):
+def _book_extension():
     spec = importlib.util.spec_from_file_location("siamese_book",
                                                   ROOT / "book" / "_ext" / "siamese_book.py")
     extension = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(extension)
+    return extension
 
-    class App:
-        def __init__(self):
-            self.events = []
 
-        def connect(self, event, handler, priority=500):
-            self.events.append(event)
+class App:
+    """A stand-in for Sphinx's application: records the events connected."""
+
+    def __init__(self):
+        self.events = []
+
+    def connect(self, event, handler, priority=500):
+        self.events.append(event)
+
+
+def test_the_book_build_anchors_the_data_root_and_draws_static_sliders(monkeypatch):
+    extension = _book_extension()
 
     monkeypatch.chdir(ROOT)
     monkeypatch.setenv(config.DATA_ENV, "../shared/data")
@@ -92,14 +100,6 @@ def test_the_book_build_anchors_the_data_root_and_draws_static_sliders(monkeypat
     assert os.environ["SIAMESE_LIB_WIDGETS"] == "static"
     assert set(app.events) == {"config-inited", "build-finished", "html-page-context"}
     assert (extension.mathjax_source() / "tex-mml-chtml.js").is_file()
-
-
-def _book_extension():
-    spec = importlib.util.spec_from_file_location("siamese_book",
-                                                  ROOT / "book" / "_ext" / "siamese_book.py")
-    extension = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(extension)
-    return extension
 
 
 @pytest.mark.parametrize("budget", ["book", "long"])
@@ -126,9 +126,4 @@ def test_a_misspelt_budget_stops_the_book_build(monkeypatch):
     extension = _book_extension()
     monkeypatch.setenv("SIAMESE_LIB_BUDGET", "lng")
     with pytest.raises(ValueError, match="SIAMESE_LIB_BUDGET='lng'"):
-        extension.setup(SimpleApp())
-
-
-class SimpleApp:
-    def connect(self, event, handler, priority=500):
-        pass
+        extension.setup(App())
