@@ -440,9 +440,8 @@ def at_budget(recipe: Recipe, budget: str, scale: float = LONG_SCALE) -> Recipe:
 
 #: The recipes the book and the benchmarks use, by name, at the budget of
 #: ``SIAMESE_LIB_BUDGET``, read once on import; :data:`BOOK_RECIPES` unless it says "long".
-_BUDGET = training_budget()
 RECIPES: dict[str, Recipe] = {
-    name: at_budget(recipe, _BUDGET) for name, recipe in BOOK_RECIPES.items()
+    name: at_budget(recipe, training_budget()) for name, recipe in BOOK_RECIPES.items()
 }
 
 #: The contrastive model one change at a time, as chapter 7 measures it; first before
