@@ -20,6 +20,10 @@ def readme_setup():
 def test_the_readme_has_one_build_and_one_test_command():
     commands = readme_setup().setup_commands((ROOT / "README.md").read_text(encoding="utf8"))
     assert "jupyter-book build ." in commands["build"]
+    # the Chinese edition after the English one, whose executed notebooks it reuses
+    build = commands["build"]
+    assert "jupyter-book build zh" in build
+    assert build.index("jupyter-book build .") < build.index("jupyter-book build zh")
     assert commands["tests"].rstrip().endswith("pytest")
     for command in commands.values():
         assert "pip install -r requirements.txt" in command and "pip install -e ." in command

@@ -109,9 +109,16 @@ def toc_docnames(toc: dict) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+#: The Chinese edition's folder, in the sources and in the built site.
+EDITION = "zh"
+
+
 def book_pages() -> list[str]:
-    """The HTML pages of every document in ``_toc.yml``: ``notebooks/01_....html``."""
-    return [f"{doc}.html" for doc in toc_docnames(_load_yaml(source_dir() / "_toc.yml"))]
+    """The HTML pages of every document in ``_toc.yml``: ``notebooks/01_....html``, then
+    those of the Chinese edition's ``zh/_toc.yml``: ``zh/notebooks/01_....html``."""
+    english = [f"{doc}.html" for doc in toc_docnames(_load_yaml(source_dir() / "_toc.yml"))]
+    chinese = toc_docnames(_load_yaml(source_dir() / EDITION / "_toc.yml"))
+    return english + [f"{EDITION}/{doc}.html" for doc in chinese]
 
 
 def notebook_pages() -> list[str]:
@@ -120,7 +127,7 @@ def notebook_pages() -> list[str]:
     return [
         page
         for page in book_pages()
-        if page.startswith("notebooks/") or (src / page).with_suffix(".ipynb").is_file()
+        if (src / page).with_suffix(".ipynb").is_file()
     ]
 
 

@@ -24,6 +24,8 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
+EDITION = "zh"  # the Chinese edition's folder in the built site (as in conftest.py)
+
 # toc_page / notebook_page / explorer_page are parametrised by conftest.py from
 # _toc.yml (and, for explorer_page, the explorer pages plus any built page with one).
 EXPLORERS = "div.siamese-explorer"
@@ -240,7 +242,10 @@ def _expected_start(page, book_source: Path, name: str, readout: str) -> None:
         margin = float(re.search(r"MARGIN = ([0-9.]+)", source).group(1))
         assert readout == f"{margin:.2f}", f"{name}: opens at m = {readout}, not {margin}"
     elif name.endswith("04_embedding_distances.html"):
-        prose = page.locator("section#explore-the-threshold p").all_inner_texts()
+        # the explorer's own section (found from the explorer: the Chinese edition's
+        # section ids are not the English ones)
+        section = page.locator(EXPLORERS).first.locator("xpath=ancestor::section[1]")
+        prose = section.locator("p").all_inner_texts()
         assert any(readout in p for p in prose), (
             f"{name}: opens at {readout}, a value the section's prose does not quote")
 
@@ -278,3 +283,41 @@ def test_explorer_slider(
         width = explorer.locator("img").evaluate("img => img.getBoundingClientRect().width")
         column = explorer.evaluate("el => el.parentElement.getBoundingClientRect().width")
         assert width <= column + 1, f"{name}: frame {width:.0f}px wide in a {column:.0f}px column"
+
+
+# --------------------------------------------------------------------------------------
+# (h) the two editions: every page links to the same page in the other one, and the
+# Chinese edition's search finds Chinese words
+
+
+def _counterpart(name: str) -> str:
+    prefix = f"{EDITION}/"
+    return name[len(prefix):] if name.startswith(prefix) else prefix + name
+
+
+@pytest.mark.browser
+def test_edition_switch_opens_the_same_page(page, book_url: str, book_html: Path, toc_page: str):
+    name = toc_page
+    _open(page, book_url, name)
+    links = page.locator("p.edition-switch a")
+    other = _counterpart(name)
+    if not (book_html / other).is_file():  # a page only one edition has (the glossary)
+        assert links.count() <= 1
+        return
+    assert links.count() == 1, f"{name}: {links.count()} edition links, want 1"
+    target = urlsplit(links.first.evaluate("a => a.href")).path
+    assert target == urlsplit(book_url + other).path, f"{name}: links to {target}, not {other}"
+    lang = "en" if name.startswith(f"{EDITION}/") else "zh-CN"
+    assert links.first.get_attribute("hreflang") == lang
+
+
+@pytest.mark.browser
+def test_chinese_search_finds_chinese_words(page, book_url: str, book_html: Path):
+    index = book_html / EDITION / "searchindex.js"
+    if not index.is_file():
+        pytest.fail(f"no {index}: build the Chinese edition (jupyter-book build {EDITION})")
+    _open(page, book_url, f"{EDITION}/search.html?q=孪生网络")
+    results = page.locator("#search-results li")
+    results.first.wait_for(timeout=20_000)
+    pages = page.eval_on_selector_all("#search-results li a", "els => els.map(a => a.href)")
+    assert any("02_siamese_and_contrastive_loss" in href for href in pages), pages[:10]
