@@ -52,11 +52,66 @@ def markdown_table(header: Sequence[Any], rows: Iterable[Sequence[Any]]) -> Any:
     return Markdown("\n".join(lines))
 
 
-def show_source(obj: Any) -> Any:
-    """Display the source code of a library function or class, highlighted, in a notebook."""
+def show_source(obj: Any, full: bool = False) -> Any:
+    """Display the source code of a library function or class, highlighted, in a notebook.
+
+    The page's prose explains what the code does, so the listing leaves out what would
+    only repeat it or guard it: docstrings, and the checks of the input (a statement that
+    only raises, or a call of a ``_check...`` helper). A last comment line says so and
+    names the file with the whole source. ``full=True`` shows everything.
+    """
     from IPython.display import Markdown
 
-    return Markdown(f"```python\n{inspect.getsource(obj).rstrip()}\n```")
+    source = inspect.getsource(obj).rstrip()
+    if not full:
+        kept = source_without_checks(source)
+        if kept != source:
+            where = inspect.getsourcefile(obj)
+            module = obj.__module__.replace(".", "/") + ".py" if where else "the library"
+            source = f"{kept}\n# (docstrings and input checks left out: see {module})"
+    return Markdown(f"```python\n{source}\n```")
+
+
+def source_without_checks(source: str) -> str:
+    """``source`` less its docstrings and the statements that only check the input."""
+    import ast
+    import textwrap
+
+    source = textwrap.dedent(source)
+    drop: set[int] = set()
+    for node in ast.walk(ast.parse(source)):
+        body = getattr(node, "body", None)
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) or not body:
+            continue
+        for i, statement in enumerate(body):
+            if (i == 0 and _is_docstring(statement)) or _only_checks(statement):
+                drop.update(range(statement.lineno - 1, statement.end_lineno))
+    lines = source.splitlines()
+    kept = [line for i, line in enumerate(lines) if i not in drop]
+    # no blank line left where a docstring was, right under the def or class line
+    return "\n".join(line for i, line in enumerate(kept)
+                     if line.strip() or (i and kept[i - 1].strip()
+                                         and not kept[i - 1].rstrip().endswith(":")))
+
+
+def _is_docstring(statement: Any) -> bool:
+    import ast
+
+    return (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+            and isinstance(statement.value.value, str))
+
+
+def _only_checks(statement: Any) -> bool:
+    """``if ...: raise ...`` with no else, or a bare call of a ``_check...`` function."""
+    import ast
+
+    if isinstance(statement, ast.If) and not statement.orelse:
+        return all(isinstance(s, ast.Raise) for s in statement.body)
+    if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
+        func = statement.value.func
+        name = getattr(func, "id", getattr(func, "attr", ""))
+        return name.startswith("_check")
+    return False
 
 
 # ------------------------------------------------------------------ the repository URL

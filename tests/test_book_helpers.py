@@ -108,3 +108,42 @@ def test_notebook_install_urls_reads_url_and_ref(tmp_path) -> None:
     # another ref, or none (the default branch's newest commit), is not what the book opens
     assert notebook_install_urls(notebook(prefix + '@main"')) != [install_source(tag)]
     assert notebook_install_urls(notebook(prefix + '"')) != [install_source(tag)]
+
+
+_CHECKED = '''
+def scaled(x, factor):
+    """Scale x.
+
+    A docstring the page's prose would repeat.
+    """
+    if factor <= 0:
+        raise ValueError("factor must be positive")
+    _check_finite(x)
+    y = x * factor
+    if y.sum() > 0:
+        y = -y
+    return y
+'''
+
+
+def test_listings_leave_out_docstrings_and_input_checks() -> None:
+    from siamese_lib.book import source_without_checks
+
+    assert source_without_checks(_CHECKED).splitlines() == [
+        "def scaled(x, factor):",
+        "    y = x * factor",
+        "    if y.sum() > 0:",
+        "        y = -y",
+        "    return y",
+    ]
+
+
+def test_show_source_says_what_it_left_out() -> None:
+    pytest.importorskip("IPython")
+    from siamese_lib import ContrastiveLoss
+    from siamese_lib.book import show_source
+
+    short, full = show_source(ContrastiveLoss).data, show_source(ContrastiveLoss, full=True).data
+    assert '"""' in full and '"""' not in short
+    assert short.rstrip("`\n").endswith("left out: see siamese_lib/losses.py)")
+    assert len(short.splitlines()) < len(full.splitlines())
