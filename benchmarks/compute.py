@@ -1,6 +1,6 @@
 """How close the training step comes to the machine's arithmetic limit.
 
-Run ``python -m benchmarks.compute`` from the repository root (``--quick`` for a smoke run).
+The appendix :doc:`../notebooks/appendix_engineering` ("Speed on a CPU") points here. Run ``python -m benchmarks.compute`` from the repository root (``--quick`` for a smoke run).
 
 It measures, in one process, interleaved and as medians:
 

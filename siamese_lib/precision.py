@@ -51,7 +51,7 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
         chosen = torch.device(device)
     except RuntimeError:
         raise ValueError(f"unknown device {str(device)!r}; use cpu, cuda, cuda:N or mps, or "
-                         "None to choose") from None
+                         "leave the device unset to choose") from None
     _check_available(chosen)
     return chosen
 
@@ -66,14 +66,14 @@ def _check_available(device: torch.device) -> None:
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device {str(device)!r} asked for, but CUDA is not available on "
-                             "this machine; use cpu, or None to choose")
+                             "this machine; use cpu, or leave the device unset to choose")
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
             raise ValueError(f"device {str(device)!r} asked for, but this machine has "
                              f"{count} CUDA device(s): cuda:0 to cuda:{count - 1}")
     if device.type == "mps" and not _mps_available():
         raise ValueError(f"device {str(device)!r} asked for, but Apple MPS is not available "
-                         "on this machine; use cpu, or None to choose")
+                         "on this machine; use cpu, or leave the device unset to choose")
 
 
 def _switch(name: str) -> bool | None:
