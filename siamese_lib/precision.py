@@ -87,7 +87,7 @@ def _switch(name: str) -> bool | None:
     return value == "1"
 
 
-def use_channels_last(device: torch.device) -> bool:
+def use_channels_last(device: str | torch.device) -> bool:
     """Whether to store conv inputs and weights channels-last: by default on a CPU.
 
     ``SIAMESE_LIB_CHANNELS_LAST=0`` or ``1`` overrides the default.
@@ -96,15 +96,15 @@ def use_channels_last(device: torch.device) -> bool:
         ValueError: the variable is set to something other than 0 or 1.
     """
     forced = _switch(CHANNELS_LAST_ENV)
-    return device.type == "cpu" if forced is None else forced
+    return torch.device(device).type == "cpu" if forced is None else forced
 
 
-def memory_format(device: torch.device) -> torch.memory_format:
+def memory_format(device: str | torch.device) -> torch.memory_format:
     """The memory format :func:`use_channels_last` chooses for ``device``."""
     return torch.channels_last if use_channels_last(device) else torch.contiguous_format
 
 
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
+def autocast_dtype(device: str | torch.device) -> torch.dtype | None:
     """The reduced precision to run the nets in, or None for float32.
 
     bfloat16 on a CPU that computes it natively (:func:`cpu_has_native_bf16`); elsewhere
@@ -115,7 +115,7 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
     Raises:
         ValueError: the variable is set to something other than 0 or 1.
     """
-    if device.type != "cpu":
+    if torch.device(device).type != "cpu":
         return None
     forced = _switch(BF16_ENV)
     on = cpu_has_native_bf16() if forced is None else forced
@@ -133,7 +133,8 @@ def cpu_has_native_bf16() -> bool:
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
 
 
-def autocast(device: torch.device) -> torch.autocast:
+def autocast(device: str | torch.device) -> torch.autocast:
     """A context that runs the nets in :func:`autocast_dtype` (a no-op for float32)."""
     dtype = autocast_dtype(device)
-    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+    return torch.autocast(torch.device(device).type, dtype=dtype or torch.float32,
+                          enabled=dtype is not None)

@@ -53,6 +53,7 @@ from siamese_lib.precision import (
 )
 from siamese_lib.protocols import evaluate_protocols
 from siamese_lib.recipes import RECIPES, TrainingData, _validator
+from siamese_lib.train import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # benchmarks/ is a folder of the repository, not installed
@@ -348,6 +349,26 @@ def test_channels_last_is_the_cpu_default_and_can_be_switched(monkeypatch) -> No
     assert memory_format(CPU) == torch.contiguous_format
     monkeypatch.setenv(CHANNELS_LAST_ENV, "1")
     assert memory_format(META) == torch.channels_last
+
+
+def test_the_policy_takes_a_device_name_as_well_as_a_device(monkeypatch) -> None:
+    """autocast("cpu") failed with "'str' object has no attribute 'type'"."""
+    monkeypatch.setenv(BF16_ENV, "1")
+    monkeypatch.delenv(CHANNELS_LAST_ENV, raising=False)
+    assert autocast_dtype("cpu") == torch.bfloat16 and autocast_dtype("cuda:0") is None
+    assert use_channels_last("cpu") and memory_format("cpu") == torch.channels_last
+    with autocast("cpu"):
+        assert torch.is_autocast_enabled("cpu")
+
+
+def test_fit_and_embed_images_refuse_a_missing_gpu_before_any_work(no_gpu, tiny_net) -> None:
+    """fit(device="cuda") on a CPU-only machine failed inside torch, at the first tensor
+    moved there, with an error that named neither the argument nor what to pass."""
+    with pytest.raises(ValueError, match="'cuda' asked for, but CUDA is not available"):
+        fit(tiny_net, ContrastiveLoss(), lambda epoch: iter(()), 1, 1, device="cuda",
+            progress=False)
+    with pytest.raises(ValueError, match="'cuda:0' asked for, but CUDA is not available"):
+        evaluate.embed_images(tiny_net, _images(2), device="cuda:0")
 
 
 @pytest.mark.parametrize("env", [BF16_ENV, CHANNELS_LAST_ENV])
