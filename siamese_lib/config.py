@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-# the device policy lives in .precision; the name stays here for code that imports it
-# from its old place
-from .precision import pick_device as pick_device
+from . import precision as _precision
+
+#: :func:`siamese_lib.precision.pick_device`, under the name it had here before.
+pick_device = _precision.pick_device
 
 DATA_ENV = "SIAMESE_LIB_DATA"
 CACHE_ENV = "SIAMESE_LIB_CACHE"

@@ -257,7 +257,7 @@ def predict_classes(
         similarity: a learned pair score; default: minus the Euclidean distance D.
         rule: "nearest" (the class of the most similar support image, the Siamese rule)
             or "prototype" (the class whose mean support embedding is nearest).
-        device: where to run the net (default: :func:`~siamese_lib.precision.pick_device`).
+        device: where to run the net (default: :func:`~siamese_lib.config.pick_device`).
 
     Returns:
         The predictions, on the device of the scores: the learned similarity's module's
