@@ -1,6 +1,8 @@
 """Accuracy benchmark: the measures of :data:`siamese_lib.published.MEASURES`, side by side
 with their targets and published figures.
 
+The results page (``book/results.md``) shows these rows for the book's models.
+
 Run ``python -m benchmarks.accuracy`` from the repository root. ``--budget long`` (the
 default) trains each recipe for ``--scale`` times the book's steps
 (:func:`siamese_lib.recipes.at_budget`: the models a book built with

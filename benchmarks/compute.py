@@ -1,6 +1,6 @@
 """How close the training step comes to the machine's arithmetic limit.
 
-Run ``python -m benchmarks.compute`` from the repository root (``--quick`` for a smoke run).
+The appendix :doc:`../notebooks/appendix_engineering` ("Speed on a CPU") points here. Run ``python -m benchmarks.compute`` from the repository root (``--quick`` for a smoke run).
 
 It measures, in one process, interleaved and as medians:
 
@@ -30,13 +30,13 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from siamese_lib.config import pick_device, seed_everything
+from siamese_lib.config import seed_everything
 from siamese_lib.losses import BatchContrastiveLoss
 from siamese_lib.nets import EmbeddingNet
-from siamese_lib.train import autocast, autocast_dtype, use_channels_last
+from siamese_lib.precision import autocast, autocast_dtype, memory_format, pick_device
 
-from .speed import clock, median, torch_settings
 from .tables import format_table
+from .timing import clock, median, torch_settings
 
 TARGET_PEAK_SHARE = 0.40  # of the bfloat16 matmul peak (the issue that asked for this table)
 
@@ -94,7 +94,7 @@ class TrainingStep:
         g = torch.Generator().manual_seed(seed)
         x = torch.rand(sizes.images, 1, 28, 28, generator=g)
         # the library's layout, as fit() sets it: weights and input channels-last on a CPU
-        memory = torch.channels_last if use_channels_last(device) else torch.contiguous_format
+        memory = memory_format(device)
         self.net.to(memory_format=memory)
         self.x = x.to(device).contiguous(memory_format=memory)
         self.labels = torch.arange(sizes.images, device=device) % sizes.classes
@@ -156,7 +156,6 @@ def run(sizes: Sizes, device: torch.device, compiled: bool = False) -> tuple[lis
     return rows, flops / 1e9, library
 
 
-
 def format_rows(rows: list[Row], gflop: float, library: str, sizes: Sizes) -> str:
     """The table, and the verdict on the library's own precision."""
     table = format_table(
@@ -198,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         device = pick_device(args.device)
     except SystemExit as stop:
         return stop.code if isinstance(stop.code, int) else 2
-    except RuntimeError as err:
+    except ValueError as err:
         print(f"error: --device: {err}", file=sys.stderr)
         return 2
     sizes = QUICK if args.quick else DEFAULT

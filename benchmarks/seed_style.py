@@ -1,5 +1,8 @@
 """A per-item pair Dataset in the style of the article's original code: the speed baseline.
 
+Chapter 3 trains with the library's vectorised pairs instead; the training section of
+``python -m benchmarks.speed`` (:mod:`benchmarks.training`) measures the difference.
+
 The article this book grew from trains with the ``SiameseNetworkDataset`` of the
 repository harveyslash/Facial-Similarity-with-Siamese-Networks-in-Pytorch. Its
 ``__getitem__`` ignores the index it is given and builds one pair in Python:

@@ -1,4 +1,4 @@
-"""The plain-text tables every benchmark prints."""
+"""The plain-text tables every benchmark prints, and the words of their verdicts."""
 
 from __future__ import annotations
 
@@ -30,3 +30,14 @@ def format_table(
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+def times(ratio: float) -> str:
+    """``2.0`` -> "2.0x faster", ``0.5`` -> "2.0x slower"."""
+    return f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
+
+
+def verdict(ok: bool) -> str:
+    """"met" or "NOT met", for a target."""
+    return "met" if ok else "NOT met"
+

@@ -8,7 +8,7 @@ neither Jupyter nor a display: matplotlib and ipywidgets load only in ``plots`` 
 
 from .augment import RandomAffine
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import cache_dir, data_root, pick_device, seed_everything
+from .config import cache_dir, data_root, seed_everything
 from .distances import euclidean, pairwise_euclidean
 from .episodes import Episodes, EpisodeSampler, split_episode
 from .evaluate import (
@@ -30,6 +30,7 @@ from .losses import (
 )
 from .nets import Classifier, EmbeddingNet, KochNet, ShiftAveraged, SiameseNetwork
 from .pairs import ClassBalancedBatchSampler, PairSampler, class_balanced_batches, pair_batches
+from .precision import pick_device
 from .train import History, fit
 
 __version__ = "0.1.0"

@@ -51,6 +51,7 @@ from .evaluate import (
     predict_classes,
 )
 from .nets import ShiftAveraged
+from .precision import pick_device
 
 if TYPE_CHECKING:
     from .data import ImageSet
@@ -140,17 +141,9 @@ def _has_separator(text: str) -> bool:
 def _device(text: str) -> torch.device:
     """argparse type: a torch device that exists on this machine."""
     try:
-        device = torch.device(text)
-    except RuntimeError:
-        raise argparse.ArgumentTypeError(
-            f"unknown device {text!r}; use cpu, cuda, cuda:N or mps"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise argparse.ArgumentTypeError("CUDA is not available on this machine; use cpu")
-    mps = getattr(torch.backends, "mps", None)
-    if device.type == "mps" and not (mps is not None and mps.is_available()):
-        raise argparse.ArgumentTypeError("MPS is not available on this machine; use cpu")
-    return device
+        return pick_device(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 # -------------------------------------------------------------------------------- parser
@@ -416,8 +409,6 @@ def _with_shifts(net: nn.Module, pixels: int) -> nn.Module:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Print the one-shot accuracy (with 95% CI) of a recipe's model or a checkpoint."""
-    from .config import pick_device
-
     if args.invert and (args.data is None or args.data in EVAL_DATA):
         raise UsageError("--invert applies to a folder of your own images (--data FOLDER), "
                          f"not to {args.data or 'the default evaluation set'}")
@@ -473,7 +464,6 @@ def _query_files(items: Sequence[Path]) -> list[Path]:
 
 def cmd_classify(args: argparse.Namespace) -> int:
     """Print the predicted class of each image, from labelled examples in a support folder."""
-    from .config import pick_device
     from .data import load_image_folder, load_images
 
     # the files are checked before the model is loaded, which may mean training it first
@@ -515,7 +505,6 @@ def _prediction_table(files: Sequence[Path], classes: Sequence[str], scores: tor
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Print the distance between two images and, with a threshold, same or different."""
-    from .config import pick_device
     from .data import load_image_folder, load_images
     from .distances import euclidean
 

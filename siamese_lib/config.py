@@ -1,4 +1,4 @@
-"""Where data and caches live, which device to use, and how to seed a run.
+"""Where data and caches live, and how to seed a run.
 
 One setting for each place, looked up in the same order everywhere:
 an explicit argument, else an environment variable, else a default.
@@ -12,6 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from . import precision as _precision
+
+#: :func:`siamese_lib.precision.pick_device`, under the name it had here before.
+pick_device = _precision.pick_device
 
 DATA_ENV = "SIAMESE_LIB_DATA"
 CACHE_ENV = "SIAMESE_LIB_CACHE"
@@ -91,18 +96,6 @@ def cache_dir(*parts: str) -> Path:
     path = base.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """The device to compute on: the one asked for, else CUDA, else Apple MPS, else CPU."""
-    if device is not None:
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -29,7 +29,7 @@ from torch import nn
 from . import data as datasets
 from .augment import RandomAffine, RandomThickening
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import cache_dir, pick_device, seed_everything
+from .config import cache_dir, seed_everything
 from .episodes import EpisodeSampler
 from .evaluate import embed_images, one_shot_accuracy
 from .losses import (
@@ -41,9 +41,10 @@ from .losses import (
 )
 from .nets import Classifier, EmbeddingNet
 from .pairs import class_balanced_batches, pair_batches, rows, to_float
+from .precision import pick_device
 from .train import History, fit
 
-# 2: nets run in bfloat16 on CPUs that have it (see train.autocast_dtype)
+# 2: nets run in bfloat16 on CPUs that have it (see precision.autocast_dtype)
 # 3: augmentation draws from its own stream (pairs.augmentation_seed), no longer from the
 #    next epoch's sampling stream, so augmented models train differently
 CACHE_VERSION = 3

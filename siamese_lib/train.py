@@ -7,7 +7,6 @@ classifier (``loss(model(x), labels)``).
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import sys
@@ -20,7 +19,7 @@ import torch
 from torch import nn
 
 from .checkpoint import save_checkpoint
-from .config import pick_device
+from .precision import autocast, pick_device, use_channels_last
 
 
 @dataclass
@@ -46,49 +45,6 @@ class History:
     def from_dict(cls, d: dict[str, list[float]]) -> History:
         """Inverse of :meth:`to_dict`."""
         return cls(**{k: list(v) for k, v in d.items()})
-
-
-def use_channels_last(device: torch.device) -> bool:
-    """Whether to store conv inputs channels-last: measured about 2x faster for Conv-4 on CPU.
-
-    ``SIAMESE_LIB_CHANNELS_LAST=0`` or ``1`` overrides the default (CPU only).
-    """
-    env = os.environ.get("SIAMESE_LIB_CHANNELS_LAST")
-    if env is not None:
-        return env == "1"
-    return device.type == "cpu"
-
-
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """The reduced precision to run the nets in, or None for float32.
-
-    bfloat16 on a CPU that computes it natively: AMX tiles (Intel Sapphire Rapids and
-    later) or AVX512-BF16 (AMD Zen 4 and later, Intel Cooper Lake). A Conv-4 training step
-    (64 channels, 256 images, 2 cores) measured 2x faster with AMX (0.12 s vs 0.24 s, with
-    the same one-shot accuracy) and 2.3x faster with AVX512-BF16 and no AMX (97 ms vs
-    221 ms). Elsewhere float32: without them, bfloat16 convolutions are emulated and
-    slower. ``SIAMESE_LIB_BF16=0`` or ``1`` overrides the default (CPU only).
-    """
-    if device.type != "cpu":
-        return None
-    env = os.environ.get("SIAMESE_LIB_BF16")
-    if env is not None:
-        return torch.bfloat16 if env == "1" else None
-    return torch.bfloat16 if cpu_has_native_bf16() else None
-
-
-@functools.cache
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU has AMX tiles or AVX512-BF16 instructions (asked once per process:
-    autocast() runs on every training step and embedded batch)."""
-    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
-
-
-def autocast(device: torch.device) -> torch.autocast:
-    """A context that runs the nets in :func:`autocast_dtype` (a no-op for float32)."""
-    dtype = autocast_dtype(device)
-    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
 def embed(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

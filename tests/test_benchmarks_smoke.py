@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from siamese_lib.config import data_root
+from siamese_lib.precision import BF16_ENV, CHANNELS_LAST_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # benchmarks/ is a folder of the repository, not installed
@@ -56,8 +57,8 @@ def row(out: str, label: str) -> str:
 def test_quick_run_prints_every_table(capsys, monkeypatch):
     need("MNIST", "raw")
     need("omniglot-py", "images_evaluation")
-    monkeypatch.delenv(speed.CHANNELS_LAST_ENV, raising=False)
-    monkeypatch.delenv(speed.BF16_ENV, raising=False)
+    monkeypatch.delenv(CHANNELS_LAST_ENV, raising=False)
+    monkeypatch.delenv(BF16_ENV, raising=False)
     threads = torch.get_num_threads()
 
     assert speed.main(["--quick", "--seed", "1"]) == 0
@@ -100,8 +101,8 @@ def test_quick_run_prints_every_table(capsys, monkeypatch):
 
     # in-process callers get their settings back
     assert torch.get_num_threads() == threads
-    assert speed.CHANNELS_LAST_ENV not in os.environ
-    assert speed.BF16_ENV not in os.environ
+    assert CHANNELS_LAST_ENV not in os.environ
+    assert BF16_ENV not in os.environ
 
 
 def test_bad_section_is_a_usage_error(capsys):

@@ -24,7 +24,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from siamese_lib import evaluate
+import siamese_lib
+from siamese_lib import evaluate, precision
 from siamese_lib.augment import RandomAffine, RandomThickening, shift
 from siamese_lib.data import ImageSet
 from siamese_lib.episodes import EpisodeSampler
@@ -38,17 +39,27 @@ from siamese_lib.evaluate import (
     predict_classes,
     roc_curve,
 )
-from siamese_lib.losses import KochLoss
+from siamese_lib.losses import ContrastiveLoss, KochLoss
 from siamese_lib.nets import Classifier, EmbeddingNet, ShiftAveraged, SiameseNetwork
 from siamese_lib.pairs import all_pairs, class_balanced_batches, pair_batches, rows
+from siamese_lib.precision import (
+    BF16_ENV,
+    CHANNELS_LAST_ENV,
+    autocast,
+    autocast_dtype,
+    memory_format,
+    pick_device,
+    use_channels_last,
+)
 from siamese_lib.protocols import evaluate_protocols
 from siamese_lib.recipes import RECIPES, TrainingData, _validator
+from siamese_lib.train import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # benchmarks/ is a folder of the repository, not installed
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import speed  # noqa: E402
+from benchmarks import compute, defaults, evaluation, pipeline, speed, timing, training  # noqa: E402
 
 META = torch.device("meta")
 
@@ -260,36 +271,147 @@ def test_nets_stay_on_their_device() -> None:
     assert [tuple(o.shape) for o in outputs] == [(3, 4), (3, 4), (3, 4), (3,), (3, 4), (3, 5)]
 
 
+# ------------------------------------------------------------ the device and precision policy
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine with neither CUDA nor Apple MPS, whatever this one has."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(precision, "_mps_available", lambda: False)
+
+
+def test_pick_device_chooses_the_cpu_without_a_gpu_and_takes_what_is_asked_for(no_gpu) -> None:
+    assert pick_device() == CPU
+    assert pick_device("cpu") == pick_device(CPU) == CPU
+    assert pick_device("meta") == META  # a device type that needs no hardware passes through
+    # the old home of the name and the top level are the same function
+    assert siamese_lib.pick_device is pick_device
+    from siamese_lib.config import pick_device as from_config
+    assert from_config is pick_device
+
+
+@pytest.mark.parametrize(("device", "message"), [
+    ("cuda", "'cuda' asked for, but CUDA is not available on this machine"),
+    ("cuda:1", "'cuda:1' asked for, but CUDA is not available on this machine"),
+    ("mps", "'mps' asked for, but Apple MPS is not available on this machine"),
+    ("gpu", "unknown device 'gpu'; use cpu, cuda, cuda:N or mps"),
+])
+def test_pick_device_refuses_a_device_this_machine_lacks(no_gpu, device: str, message: str) -> None:
+    """torch.device("cuda") on a CPU-only machine failed only at the first tensor moved
+    there, deep inside fit() or embed_images()."""
+    with pytest.raises(ValueError, match=message):
+        siamese_lib.pick_device(device)
+
+
+def test_pick_device_refuses_a_cuda_index_past_the_last_gpu(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert pick_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(ValueError, match=r"'cuda:2' asked for, but this machine has 2 CUDA "
+                                         r"device\(s\): cuda:0 to cuda:1"):
+        siamese_lib.pick_device("cuda:2")
+
+
+@pytest.mark.parametrize("device", [0, 1.5, torch.float32])
+def test_pick_device_says_what_a_device_is_when_given_something_else(device) -> None:
+    with pytest.raises(TypeError, match="device must be a string such as 'cpu' or 'cuda', a "
+                                        "torch.device or None, got"):
+        siamese_lib.pick_device(device)
+
+
+@pytest.mark.parametrize(("env", "expected"), [("0", None), ("1", torch.bfloat16)])
+def test_autocast_dtype_override(monkeypatch: pytest.MonkeyPatch, env: str, expected) -> None:
+    monkeypatch.setenv(BF16_ENV, env)
+    assert autocast_dtype(CPU) == expected
+    assert autocast_dtype(torch.device("cuda")) is None  # float32 on GPUs: not measured there
+
+
+def test_autocast_dtype_follows_the_cpus_bfloat16_instructions(monkeypatch) -> None:
+    monkeypatch.delenv(BF16_ENV, raising=False)
+    for native, expected in ((True, torch.bfloat16), (False, None)):
+        monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda n=native: n)
+        assert autocast_dtype(CPU) == expected
+    with autocast(CPU):  # float32: autocast is off
+        assert not torch.is_autocast_enabled("cpu")
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    with autocast(CPU):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+
+
+def test_channels_last_is_the_cpu_default_and_can_be_switched(monkeypatch) -> None:
+    monkeypatch.delenv(CHANNELS_LAST_ENV, raising=False)
+    assert use_channels_last(CPU) and memory_format(CPU) == torch.channels_last
+    assert not use_channels_last(META) and memory_format(META) == torch.contiguous_format
+    monkeypatch.setenv(CHANNELS_LAST_ENV, "0")
+    assert memory_format(CPU) == torch.contiguous_format
+    monkeypatch.setenv(CHANNELS_LAST_ENV, "1")
+    assert memory_format(META) == torch.channels_last
+
+
+def test_the_policy_takes_a_device_name_as_well_as_a_device(monkeypatch) -> None:
+    """autocast("cpu") failed with "'str' object has no attribute 'type'"."""
+    monkeypatch.setenv(BF16_ENV, "1")
+    monkeypatch.delenv(CHANNELS_LAST_ENV, raising=False)
+    assert autocast_dtype("cpu") == torch.bfloat16 and autocast_dtype("cuda:0") is None
+    assert use_channels_last("cpu") and memory_format("cpu") == torch.channels_last
+    with autocast("cpu"):
+        assert torch.is_autocast_enabled("cpu")
+
+
+def test_fit_and_embed_images_refuse_a_missing_gpu_before_any_work(no_gpu, tiny_net) -> None:
+    """fit(device="cuda") on a CPU-only machine failed inside torch, at the first tensor
+    moved there, with an error that named neither the argument nor what to pass."""
+    with pytest.raises(ValueError, match="'cuda' asked for, but CUDA is not available"):
+        fit(tiny_net, ContrastiveLoss(), lambda epoch: iter(()), 1, 1, device="cuda",
+            progress=False)
+    with pytest.raises(ValueError, match="'cuda:0' asked for, but CUDA is not available"):
+        evaluate.embed_images(tiny_net, _images(2), device="cuda:0")
+
+
+@pytest.mark.parametrize("env", [BF16_ENV, CHANNELS_LAST_ENV])
+@pytest.mark.parametrize("value", ["yes", "true", "off", ""])
+def test_a_switch_set_to_neither_0_nor_1_is_an_error(monkeypatch, env: str, value: str) -> None:
+    """SIAMESE_LIB_BF16=yes silently meant float32 (only "1" switched it on)."""
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ValueError, match=f"{env}={value!r}: set it to 0 \\(off\\) or 1 \\(on\\)"):
+        autocast_dtype(CPU) if env == BF16_ENV else use_channels_last(CPU)
+
+
 # ------------------------------------------------------------------- the speed benchmark
 
 
 def test_benchmark_clock_waits_for_cuda_only(monkeypatch: pytest.MonkeyPatch) -> None:
     waited: list[torch.device] = []
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: waited.append(device))
-    speed.clock(torch.device("cpu"))
+    timing.clock(torch.device("cpu"))
     assert waited == []
-    speed.clock(torch.device("cuda", 1))
+    timing.clock(torch.device("cuda", 1))
     assert waited == [torch.device("cuda", 1)]
 
 
-def test_every_benchmark_timer_reads_the_clock() -> None:
-    tree = ast.parse(inspect.getsource(speed))
-    (clock,) = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == "clock"]
-    inside = {id(n) for n in ast.walk(clock)}
+@pytest.mark.parametrize("module", [timing, pipeline, training, evaluation, defaults, speed,
+                                    compute], ids=lambda m: m.__name__)
+def test_every_benchmark_timer_reads_the_clock(module) -> None:
+    tree = ast.parse(inspect.getsource(module))
+    clocks = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == "clock"]
+    inside = {id(n) for c in clocks for n in ast.walk(c)}
     timers = [n.lineno for n in ast.walk(tree)
               if isinstance(n, ast.Attribute) and n.attr in ("perf_counter", "time", "monotonic")
               and id(n) not in inside]
-    assert timers == [], f"benchmarks/speed.py reads a timer outside clock() at lines {timers}"
+    assert timers == [], f"{module.__file__} reads a timer outside clock() at lines {timers}"
 
 
 def test_training_timings_come_from_the_clock(monkeypatch, tiny_net) -> None:
     """Each step's data wait and compute are intervals of the (synchronising) clock."""
     ticks = iter(range(1000))
-    monkeypatch.setattr(speed, "clock", lambda device: next(ticks))
+    monkeypatch.setattr(pipeline, "clock", lambda device: next(ticks))
     images, labels = _images(), torch.arange(6).repeat(4)
-    pipeline = speed.Pipeline("p", tiny_net, speed.ContrastiveLoss(),
+    timed = pipeline.Pipeline("p", tiny_net, ContrastiveLoss(),
                               pair_batches(images, labels, 4, 100), 4, torch.device("cpu"))
-    pipeline.train_block(3, record=True)
-    assert pipeline.data == [1, 1, 1] and pipeline.compute == [1, 1, 1]
-    pipeline.data_block(2, record=True)
-    assert pipeline.alone == [1, 1]
+    timed.train_block(3, record=True)
+    assert timed.data == [1, 1, 1] and timed.compute == [1, 1, 1]
+    timed.data_block(2, record=True)
+    assert timed.alone == [1, 1]

@@ -13,7 +13,7 @@ from siamese_lib.config import seed_everything
 from siamese_lib.losses import BatchContrastiveLoss, ContrastiveLoss, KochLoss
 from siamese_lib.nets import Classifier, EmbeddingNet, SiameseNetwork
 from siamese_lib.pairs import class_balanced_batches, pair_batches
-from siamese_lib.train import History, autocast_dtype, fit
+from siamese_lib.train import History, fit
 
 SIZE = 16
 
@@ -229,13 +229,6 @@ def test_training_stays_channels_last_after_validation(monkeypatch: pytest.Monke
     fit(model, ContrastiveLoss(1.0), batches, 3, 2, device="cpu", progress=False,
         validate=validate)
     assert layouts == [True, True, True]
-
-
-@pytest.mark.parametrize(("env", "expected"), [("0", None), ("1", torch.bfloat16)])
-def test_autocast_dtype_override(monkeypatch: pytest.MonkeyPatch, env: str, expected) -> None:
-    monkeypatch.setenv("SIAMESE_LIB_BF16", env)
-    assert autocast_dtype(torch.device("cpu")) == expected
-    assert autocast_dtype(torch.device("cuda")) is None  # float32 on GPUs: not measured there
 
 
 def test_bfloat16_training_is_reproducible_and_learns(monkeypatch: pytest.MonkeyPatch) -> None:
