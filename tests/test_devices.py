@@ -26,6 +26,7 @@ import torch
 
 from siamese_lib import evaluate
 from siamese_lib.augment import RandomAffine, RandomThickening, shift
+from siamese_lib.classifier import predict_classes
 from siamese_lib.data import ImageSet
 from siamese_lib.episodes import EpisodeSampler
 from siamese_lib.evaluate import (
@@ -35,7 +36,6 @@ from siamese_lib.evaluate import (
     classify_queries,
     lake_runs_accuracy,
     one_shot_accuracy,
-    predict_classes,
     roc_curve,
 )
 from siamese_lib.losses import KochLoss
