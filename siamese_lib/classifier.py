@@ -149,7 +149,8 @@ class OneShotClassifier:
 
         Raises:
             RuntimeError: nothing is enrolled yet (call :meth:`enrol` first).
-            ValueError: no images, or images of another shape than the support images.
+            ValueError: images of another shape than the support images (no images give
+                no predictions).
         """
         if self._support is None or self._labels is None:
             raise RuntimeError("nothing is enrolled: call enrol(images, labels) with the "
@@ -159,6 +160,9 @@ class OneShotClassifier:
             raise ValueError(f"the query images are {_shape(images.shape[1:])} each but the "
                              f"support images were {_shape(self._image_shape)}: read both "
                              "at the same size and channels")
+        if not len(images):  # nothing to embed: no predictions, the scores' shape (0, C)
+            empty = torch.empty(0, self.n_classes, device=self._support.device)
+            return Predictions(empty.argmax(1), empty, self.classes)
         q = embed_images(self.net, images, device=self.device)
         per_image = self._scores(q, self._support)
         scores = torch.full((len(q), self.n_classes), -math.inf,
@@ -192,8 +196,8 @@ def _check_images(images: torch.Tensor, net: nn.Module | None, what: str) -> Non
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"the {what} images must be a tensor (N, C, H, W), e.g. from "
                         f"load_images or load_image_folder; got {type(images).__name__}")
-    if not len(images):
-        raise ValueError(f"the {what} set is empty: give at least one image")
+    if what == "support" and not len(images):
+        raise ValueError("the support set is empty: give at least one image per class")
     if images.is_floating_point() and not bool(torch.isfinite(images).all()):
         raise ValueError(f"the {what} images hold NaN or infinite values")
     expected = input_shape(net)

@@ -608,9 +608,14 @@ def _calibrated_threshold(
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Save the embedding net of a recipe or a checkpoint as ONNX (or TorchScript)."""
-    from .export import export_onnx, export_torchscript
+    from .export import export_onnx, export_torchscript, require_onnx
 
     # checked before the model is loaded, which may mean training it first
+    if not args.torchscript:
+        try:
+            require_onnx()
+        except ImportError as err:
+            raise UsageError(f"{err} (--torchscript)") from None
     if args.out.is_dir():
         raise UsageError(f"{args.out} is a folder; name the file to write, e.g. "
                          f"{args.out / 'model.onnx'}")

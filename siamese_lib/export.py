@@ -52,7 +52,9 @@ def export_onnx(
 
     Raises:
         ValueError: no ``input_shape`` and the net does not say what it takes.
+        ModuleNotFoundError: the ``onnx`` package is not installed (see :func:`require_onnx`).
     """
+    require_onnx()
     net, example = _prepared(net, input_shape)
     buffer = io.BytesIO()
     with _quiet_tracing():
@@ -65,6 +67,20 @@ def export_onnx(
             dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
         )
     return atomic_write(path, lambda f: f.write(buffer.getvalue()))
+
+
+def require_onnx() -> None:
+    """Raise ModuleNotFoundError, saying what to install, when ``onnx`` is missing.
+
+    The ONNX exporter of ``torch`` writes its file with the ``onnx`` package, and fails
+    deep inside without it; the command line checks this before it loads a model.
+    """
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise ModuleNotFoundError("exporting to ONNX needs the onnx package: pip install onnx "
+                                  "(and onnxruntime to run the file), or export TorchScript "
+                                  "instead") from None
 
 
 def export_torchscript(

@@ -241,6 +241,7 @@ def test_classify_checks_the_support_folder_before_it_loads_a_model(tmp_path, ca
         assert fragment in error_line(capsys)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")
 def test_export_writes_a_model_that_gives_the_same_embeddings(tmp_path, capsys):
     ort = pytest.importorskip("onnxruntime")
     ckpt = tiny_checkpoint(tmp_path / "tiny.pt")
@@ -266,6 +267,9 @@ def test_export_checks_where_it_writes_before_it_loads_a_model(tmp_path, capsys,
     for out, fragment in cases:
         assert cli.main(["export", recipe, str(out)]) == 2
         assert fragment in error_line(capsys)
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if it were not installed
+    assert cli.main(["export", recipe, str(tmp_path / "m.onnx")]) == 2
+    assert "pip install onnx" in error_line(capsys)
 
 
 def test_evaluate_on_a_folder_of_your_own_images(tmp_path, capsys):

@@ -89,6 +89,13 @@ def test_input_shape_for_a_net_that_does_not_say(tmp_path: Path) -> None:
     assert torch.allclose(torch.from_numpy(got), expected(net, x), atol=1e-5)
 
 
+def test_without_onnx_the_error_says_what_to_install(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if it were not installed
+    with pytest.raises(ModuleNotFoundError, match="needs the onnx package: pip install onnx"):
+        export_onnx(seeded("plain"), tmp_path / "net.onnx")
+    assert not (tmp_path / "net.onnx").exists()
+
+
 def test_import_siamese_lib_does_not_import_onnx() -> None:
     code = "import sys, siamese_lib; print(sorted(m for m in sys.modules if 'onnx' in m " \
            "and not m.startswith('torch')))"
