@@ -15,7 +15,7 @@ prototype) and a query takes the class of the nearest mean.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -73,7 +73,8 @@ class OneShotClassifier:
     def __init__(
         self,
         net: nn.Module | None,
-        similarity: Similarity | None = None,
+        # spelled out, not the Similarity alias: autodoc shows a class's hints unevaluated
+        similarity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         device: str | torch.device | None = None,
         rule: str = "nearest",
     ) -> None:

@@ -29,9 +29,9 @@ from torch import nn
 from .files import atomic_write
 from .nets import input_shape as _net_input_shape
 
-#: The name of the exported model's input: float32 images (N, C, H, W) in [0, 1].
+#: The name of the exported model's input, float32 images (N, C, H, W) in [0, 1].
 INPUT_NAME = "images"
-#: The name of the exported model's output: the (N, d) embeddings.
+#: The name of the exported model's output, the (N, d) embeddings.
 OUTPUT_NAME = "embeddings"
 
 
