@@ -8,6 +8,7 @@ neither Jupyter nor a display: matplotlib and ipywidgets load only in ``plots`` 
 
 from .augment import RandomAffine
 from .checkpoint import load_checkpoint, save_checkpoint
+from .classifier import OneShotClassifier, Predictions, predict_classes
 from .config import cache_dir, data_root, seed_everything
 from .distances import euclidean, pairwise_euclidean
 from .episodes import Episodes, EpisodeSampler, split_episode
@@ -18,9 +19,9 @@ from .evaluate import (
     embed_images,
     lake_runs_accuracy,
     one_shot_accuracy,
-    predict_classes,
     roc_curve,
 )
+from .export import export_onnx, export_torchscript
 from .losses import (
     BatchContrastiveLoss,
     ContrastiveLoss,
@@ -38,9 +39,11 @@ __version__ = "0.1.0"
 __all__ = [
     "Accuracy", "BatchContrastiveLoss", "ClassBalancedBatchSampler", "Classifier",
     "ContrastiveLoss", "EmbeddingNet", "EpisodeSampler", "Episodes", "History", "KochLoss",
-    "KochNet", "PairSampler", "PrototypicalLoss", "RandomAffine", "ShiftAveraged", "SiameseNetwork",
+    "KochNet", "OneShotClassifier", "PairSampler", "Predictions", "PrototypicalLoss",
+    "RandomAffine", "ShiftAveraged", "SiameseNetwork",
     "TripletLoss", "accuracy_at_threshold", "best_threshold", "cache_dir",
-    "class_balanced_batches", "data_root", "embed_images", "euclidean", "fit",
+    "class_balanced_batches", "data_root", "embed_images", "euclidean", "export_onnx",
+    "export_torchscript", "fit",
     "lake_runs_accuracy", "load_checkpoint", "one_shot_accuracy", "pair_batches",
     "pairwise_euclidean", "pick_device", "predict_classes", "roc_curve", "save_checkpoint", "seed_everything",
     "split_episode",

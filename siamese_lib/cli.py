@@ -19,11 +19,14 @@ Commands:
 ``classify RECIPE_OR_CHECKPOINT --support FOLDER IMAGE [IMAGE ...]``
     one-shot classification of your own images: name the class of each IMAGE (a file,
     or a folder of them) from the labelled examples in FOLDER, one subfolder per class
-    (:func:`~siamese_lib.evaluate.predict_classes`).
+    (:class:`~siamese_lib.classifier.OneShotClassifier`).
 ``verify RECIPE_OR_CHECKPOINT IMAGE_A IMAGE_B [--threshold T | --calibrate FOLDER]``
     the distance D between two images, and "same" or "different" at a threshold: given,
     or chosen at the equal error rate of every pair of a labelled FOLDER
     (:func:`~siamese_lib.evaluate.roc_curve`).
+``export RECIPE_OR_CHECKPOINT OUT [--torchscript] [--shifts P]``
+    save the embedding net as an ONNX file (or TorchScript) that other programs run
+    without this library (:func:`~siamese_lib.export.export_onnx`).
 
 Mistakes (an unknown recipe, a missing file, a bad number, data that is not there)
 end with exit code 2 and a one-line message on stderr, not a traceback.
@@ -42,15 +45,15 @@ import torch
 from torch import nn
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .classifier import OneShotClassifier, Predictions
 from .episodes import EpisodeSampler
 from .evaluate import (
     Accuracy,
     embed_images,
     lake_runs_accuracy,
     one_shot_accuracy,
-    predict_classes,
 )
-from .nets import ShiftAveraged
+from .nets import ShiftAveraged, input_shape
 from .precision import pick_device
 
 if TYPE_CHECKING:
@@ -166,7 +169,7 @@ def _add_invert(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of ``python -m siamese_lib`` and its five commands."""
+    """The parser of ``python -m siamese_lib`` and its six commands."""
     parser = _Parser(
         prog=PROG,
         description="Train and evaluate the Siamese-network recipes of the book, classify "
@@ -255,7 +258,26 @@ def build_parser() -> argparse.ArgumentParser:
                      "use other images than the ones you verify")
     _add_invert(verify, "invert every image")
     _add_device(verify)
+    _add_export(sub)
     return parser
+
+
+def _add_export(sub: Any) -> None:
+    export = sub.add_parser(
+        "export", help="save the embedding net as ONNX (or TorchScript) for other programs",
+        description="Save a trained embedding net as an ONNX file, with a batch axis of any "
+        "size: float32 images (N, C, H, W) in [0, 1] in, (N, d) embeddings out. A learned "
+        "similarity head (Koch) is not part of the file.",
+    )
+    _add_model(export)
+    export.add_argument("out", metavar="OUT", type=Path,
+                        help="the file to write, e.g. model.onnx")
+    export.add_argument("--torchscript", action="store_true",
+                        help="write TorchScript (torch.jit.load reads it) instead of ONNX")
+    export.add_argument("--shifts", type=_non_negative_int, default=0, metavar="P",
+                        help="export the embedding averaged over shifts of up to P pixels "
+                        "(default: 0, off)")
+    _add_device(export)
 
 
 # -------------------------------------------------------------------------------- commands
@@ -462,14 +484,29 @@ def _query_files(items: Sequence[Path]) -> list[Path]:
     return files
 
 
+def _check_support(folder: Path) -> None:
+    """A support folder with class subfolders that hold images (checked without reading them)."""
+    from .data import image_files
+
+    if not folder.is_dir():
+        raise UsageError(f"support folder not found: {folder}")
+    classes = [d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    if not classes:
+        raise UsageError(f"support folder {folder} has no class subfolders: put the examples "
+                         f"of each class in {folder / '<class name>'}")
+    empty = sorted(d.name for d in classes if not image_files(d))
+    if empty:
+        raise UsageError(f"class folder(s) {', '.join(empty)} of support folder {folder} hold "
+                         "no image file; add images or remove the folder")
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
     """Print the predicted class of each image, from labelled examples in a support folder."""
     from .data import load_image_folder, load_images
 
-    # the files are checked before the model is loaded, which may mean training it first
+    # every file is checked before the model is loaded, which may mean training it first
     files = _query_files(args.images)
-    if not args.support.is_dir():
-        raise UsageError(f"support folder not found: {args.support}")
+    _check_support(args.support)
     net, similarity, _, what = _load_for_evaluation(args.model, args.device, data_given=True)
     if similarity is not None and args.rule == "prototype":
         raise UsageError("--rule prototype needs a distance model; this one scores pairs "
@@ -480,17 +517,18 @@ def cmd_classify(args: argparse.Namespace) -> int:
     print(f"model: {what}", flush=True)
     print(f"support: {args.support} ({support.num_classes} classes, {len(support)} images, "
           f"read at {channels}x{size}x{size})")
-    pred = predict_classes(_with_shifts(net, args.shifts), support.images, support.labels,
-                           queries, similarity, args.rule, device=pick_device(args.device))
-    print(_prediction_table(files, support.classes, pred.scores, distance=similarity is None))
+    classifier = OneShotClassifier(_with_shifts(net, args.shifts), similarity,
+                                   pick_device(args.device), args.rule)
+    pred = classifier.enrol(support.images, support.labels, support.classes).predict(queries)
+    print(_prediction_table(files, pred, distance=similarity is None))
     return 0
 
 
-def _prediction_table(files: Sequence[Path], classes: Sequence[str], scores: torch.Tensor,
-                      distance: bool) -> str:
+def _prediction_table(files: Sequence[Path], pred: Predictions, distance: bool) -> str:
     """One line per image: its class, how near, and the runner-up (the margin of the call)."""
     what = "D" if distance else "score"
-    top = scores.topk(min(2, scores.shape[1]), dim=1)
+    classes = pred.classes or [str(c) for c in range(pred.scores.shape[1])]
+    top = pred.scores.topk(min(2, pred.scores.shape[1]), dim=1)
     rows = []
     for f, values, labels in zip(files, top.values.tolist(), top.indices.tolist(), strict=True):
         values = [-v for v in values] if distance else values
@@ -557,12 +595,42 @@ def _calibrated_threshold(
     return roc.eer_threshold
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Save the embedding net of a recipe or a checkpoint as ONNX (or TorchScript)."""
+    from .export import export_onnx, export_torchscript, require_onnx
+
+    # checked before the model is loaded, which may mean training it first
+    if not args.torchscript:
+        try:
+            require_onnx()
+        except ImportError as err:
+            raise UsageError(f"{err} (--torchscript)") from None
+    if args.out.is_dir():
+        raise UsageError(f"{args.out} is a folder; name the file to write, e.g. "
+                         f"{args.out / 'model.onnx'}")
+    if not args.out.parent.is_dir():
+        raise UsageError(f"folder not found: {args.out.parent}; create it first")
+    net, similarity, _, what = _load_for_evaluation(args.model, args.device, data_given=True)
+    print(f"model: {what}", flush=True)
+    if similarity is not None:
+        print("note: this model scores pairs with a learned head (Koch), which is not "
+              "exported: the file gives the embeddings the head compares")
+    net = _with_shifts(net, args.shifts)
+    path = (export_torchscript if args.torchscript else export_onnx)(net, args.out)
+    kind = "TorchScript" if args.torchscript else "ONNX"
+    shape = ", ".join(map(str, input_shape(net) or ()))
+    print(f"saved {kind} to {path}: float32 images (N, {shape}) in [0, 1] -> "
+          f"(N, {net.output_dim}) embeddings, any batch size N")
+    return 0
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "recipes": cmd_recipes,
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "classify": cmd_classify,
     "verify": cmd_verify,
+    "export": cmd_export,
 }
 
 

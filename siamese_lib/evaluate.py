@@ -15,17 +15,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .distances import pairwise_euclidean, pairwise_squared_euclidean
+from .distances import pairwise_squared_euclidean
 from .episodes import Episodes, EpisodeSampler
 from .pairs import rows, to_float
 from .precision import autocast, memory_format, pick_device
 from .train import embed as _embed_batch
 
 Similarity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-# the most (query, support, feature) elements a learned similarity is given at once
-_PAIR_ELEMENTS = 2**24
-
 
 @dataclass
 class Accuracy:
@@ -216,87 +212,6 @@ def lake_runs_accuracy(
         pred = classify_queries(s[None, :, None, :], q[None], similarity)[0]
         trials.append((pred == run.answers.to(pred.device)).double())
     return mean_ci95(torch.cat(trials))
-
-
-@dataclass
-class Predictions:
-    """One-shot predictions for query images against a labelled support set.
-
-    Attributes:
-        labels: (M,) the predicted class of each query, a label of the support set.
-        scores: (M, C) how alike each query is to each class, higher = more alike: with
-            the default similarity, minus the distance D to the class's nearest support
-            image (``rule="nearest"``) or to its mean embedding (``rule="prototype"``);
-            else the learned similarity (e.g. ``KochLoss.similarity``).
-    """
-
-    labels: torch.Tensor
-    scores: torch.Tensor
-
-
-@torch.no_grad()
-def predict_classes(
-    model: nn.Module | None,
-    support_images: torch.Tensor,
-    support_labels: torch.Tensor,
-    query_images: torch.Tensor,
-    similarity: Similarity | None = None,
-    rule: str = "nearest",
-    device: str | torch.device | None = None,
-) -> Predictions:
-    """Classify new images from one (or a few) labelled examples per class: one-shot use.
-
-    Unlike the episodes of :func:`one_shot_accuracy`, the support set may hold a different
-    number of images for each class (a folder of your own images, say).
-
-    Args:
-        model: the embedding net; ``None`` compares raw pixels.
-        support_images: (S, C, H, W) labelled examples, uint8 or float.
-        support_labels: (S,) their classes, 0..C-1, each class at least once.
-        query_images: (M, C, H, W) the images to classify.
-        similarity: a learned pair score; default: minus the Euclidean distance D.
-        rule: "nearest" (the class of the most similar support image, the Siamese rule)
-            or "prototype" (the class whose mean support embedding is nearest).
-        device: where to run the net (default: :func:`~siamese_lib.config.pick_device`).
-
-    Returns:
-        The predictions, on the device of the scores: the learned similarity's module's
-        device, else that of the embeddings (the CPU; the images' device for pixels).
-
-    Raises:
-        ValueError: the labels do not match the support images, or a class between 0 and
-            the largest label has no support image.
-    """
-    if rule not in ("nearest", "prototype"):
-        raise ValueError(f"rule must be 'nearest' or 'prototype', got {rule!r}")
-    # a tensor keeps its device, a list or an array starts on the CPU (not the default device)
-    support_labels = torch.as_tensor(
-        support_labels, device=getattr(support_labels, "device", "cpu")).long().flatten()
-    if len(support_labels) != len(support_images) or not len(support_labels):
-        raise ValueError(f"need one label per support image, got {len(support_labels)} labels "
-                         f"for {len(support_images)} images")
-    counts = torch.bincount(support_labels.clamp_min(0))
-    if support_labels.min() < 0 or not bool((counts > 0).all()):
-        raise ValueError("support labels must be 0..C-1 with every class present, got "
-                         f"{sorted(set(support_labels.tolist()))}")
-    s = embed_images(model, support_images, device=device)
-    q = embed_images(model, query_images, device=device)
-    n_classes = len(counts)
-    support_labels, counts = support_labels.to(s.device), counts.to(s.device)
-    if rule == "prototype":
-        s = (torch.zeros(n_classes, s.shape[1], device=s.device)
-             .index_add_(0, support_labels, s) / counts[:, None])
-        support_labels = torch.arange(n_classes, device=s.device)
-    if similarity is None:
-        per_image = -pairwise_euclidean(q, s)
-    else:  # a learned head sees every (query, support) pair: bound its (rows, S, d) input
-        rows = max(1, _PAIR_ELEMENTS // (len(s) * s.shape[1]))
-        per_image = torch.cat([
-            _learned_scores(similarity, q[i : i + rows, None, :], s[None, :, :]).float()
-            for i in range(0, len(q), rows)])
-    scores = torch.full((len(q), n_classes), -math.inf, device=per_image.device).scatter_reduce(
-        1, support_labels.to(per_image.device).expand(len(q), -1), per_image, reduce="amax")
-    return Predictions(scores.argmax(1), scores)
 
 
 # ----------------------------------------------------------------------------- verification

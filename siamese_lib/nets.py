@@ -41,6 +41,17 @@ class _ShapeChecked(nn.Module):
             )
 
 
+def input_shape(net: nn.Module | None) -> tuple[int, int, int] | None:
+    """(C, H, W) of the images a net takes, looking through wrappers (ShiftAveraged,
+    SiameseNetwork, Classifier); None when the net does not say (or is None)."""
+    while net is not None and not hasattr(net, "input_size"):
+        net = getattr(net, "embedding_net", None)
+    if net is None:
+        return None
+    size = int(net.input_size)
+    return int(getattr(net, "in_channels", 1)), size, size
+
+
 class EmbeddingNet(_ShapeChecked):
     """Conv-4 embedding network G(x): four conv-BN-ReLU-maxpool blocks, then a linear map.
 

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from siamese_lib import cli
-from siamese_lib.checkpoint import save_checkpoint
+from siamese_lib.checkpoint import load_checkpoint, save_checkpoint
 from siamese_lib.config import data_root
 from siamese_lib.nets import EmbeddingNet
 from siamese_lib.recipes import RECIPES
@@ -213,6 +213,63 @@ def test_classify_says_what_is_missing(tmp_path, capsys):
     assert "support folder not found" in error_line(capsys)
     assert cli.main(["classify", ckpt, str(support / "c0")]) == 2
     assert "--support" in error_line(capsys)
+
+
+def test_classify_checks_the_support_folder_before_it_loads_a_model(tmp_path, capsys,
+                                                                  monkeypatch):
+    """A recipe not yet cached would be trained first: a support folder with no images, or
+    a query that is not there, must be found before that, not after minutes of training."""
+    from siamese_lib import recipes
+
+    def must_not_load(*args, **kwargs):
+        pytest.fail("classify loaded (or trained) a model before checking its files")
+
+    monkeypatch.setattr(recipes, "load_model", must_not_load)
+    good = image_folder(tmp_path / "good")
+    (tmp_path / "no_classes").mkdir()
+    (tmp_path / "no_classes" / "stray.png").write_bytes(b"")  # a file, not a class folder
+    (tmp_path / "empty_class" / "alice").mkdir(parents=True)
+    (tmp_path / "empty_class" / "alice" / "notes.txt").write_text("not an image")
+    recipe = next(iter(RECIPES))
+    cases = [
+        (tmp_path / "no_classes", str(good / "c0"), "has no class subfolders"),
+        (tmp_path / "empty_class", str(good / "c0"), "alice of support folder"),
+        (good, str(tmp_path / "nope.png"), "image not found"),
+    ]
+    for support, query, fragment in cases:
+        assert cli.main(["classify", recipe, "--support", str(support), query]) == 2
+        assert fragment in error_line(capsys)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")
+def test_export_writes_a_model_that_gives_the_same_embeddings(tmp_path, capsys):
+    ort = pytest.importorskip("onnxruntime")
+    ckpt = tiny_checkpoint(tmp_path / "tiny.pt")
+    out = tmp_path / "tiny.onnx"
+    assert cli.main(["export", str(ckpt), str(out), "--device", "cpu"]) == 0
+    assert f"saved ONNX to {out}: float32 images (N, 1, 28, 28)" in capsys.readouterr().out
+    net = load_checkpoint(ckpt)[0]
+    x = torch.rand(3, 1, 28, 28)
+    got = ort.InferenceSession(str(out)).run(None, {"images": x.numpy()})[0]
+    with torch.no_grad():
+        assert np.allclose(got, net.eval()(x).numpy(), atol=1e-5)
+    assert cli.main(["export", str(ckpt), str(tmp_path / "tiny.ts"), "--torchscript"]) == 0
+    assert torch.jit.load(tmp_path / "tiny.ts")(x).shape == (3, 4)
+
+
+def test_export_checks_where_it_writes_before_it_loads_a_model(tmp_path, capsys, monkeypatch):
+    from siamese_lib import recipes
+
+    monkeypatch.setattr(recipes, "load_model", lambda *a, **k: pytest.fail("loaded a model"))
+    recipe = next(iter(RECIPES))
+    cases = [(tmp_path / "no" / "such" / "m.onnx", "folder not found"),
+             (tmp_path, "is a folder; name the file")]
+    for out, fragment in cases:
+        assert cli.main(["export", recipe, str(out)]) == 2
+        assert fragment in error_line(capsys)
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if it were not installed
+    assert cli.main(["export", recipe, str(tmp_path / "m.onnx")]) == 2
+    assert "pip install onnx" in error_line(capsys)
 
 
 def test_evaluate_on_a_folder_of_your_own_images(tmp_path, capsys):

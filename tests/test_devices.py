@@ -27,6 +27,7 @@ import torch
 import siamese_lib
 from siamese_lib import evaluate, precision
 from siamese_lib.augment import RandomAffine, RandomThickening, shift
+from siamese_lib.classifier import predict_classes
 from siamese_lib.data import ImageSet
 from siamese_lib.episodes import EpisodeSampler
 from siamese_lib.evaluate import (
@@ -36,7 +37,6 @@ from siamese_lib.evaluate import (
     classify_queries,
     lake_runs_accuracy,
     one_shot_accuracy,
-    predict_classes,
     roc_curve,
 )
 from siamese_lib.losses import ContrastiveLoss, KochLoss

@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from siamese_lib.classifier import predict_classes
 from siamese_lib.data import LakeRun
 from siamese_lib.episodes import Episodes, EpisodeSampler
 from siamese_lib.evaluate import (
@@ -19,7 +20,6 @@ from siamese_lib.evaluate import (
     lake_runs_accuracy,
     mean_ci95,
     one_shot_accuracy,
-    predict_classes,
     roc_curve,
 )
 from siamese_lib.losses import KochLoss
@@ -369,14 +369,14 @@ def test_roc_needs_both_kinds() -> None:
 
 
 def test_predict_classes_with_a_learned_head_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    from siamese_lib import evaluate
+    from siamese_lib import classifier
 
     torch.manual_seed(2)
     head = KochLoss(5).eval()
     support, queries = torch.randn(6, 5), torch.randn(9, 5)  # already embeddings: model=None
     labels = torch.tensor([0, 1, 2, 0, 1, 2])
     whole = predict_classes(None, support, labels, queries, head.similarity)
-    monkeypatch.setattr(evaluate, "_PAIR_ELEMENTS", 1)  # one query per call of the head
+    monkeypatch.setattr(classifier, "_PAIR_ELEMENTS", 1)  # one query per call of the head
     chunked = predict_classes(None, support, labels, queries, head.similarity)
     assert torch.equal(whole.labels, chunked.labels)
     assert torch.allclose(whole.scores, chunked.scores)
