@@ -1,5 +1,8 @@
 """How good is an embedding? Verification (same or different?) and one-shot accuracy.
 
+Taught in chapter 4 ("Embedding distances": thresholds, ROC, the verification accuracy)
+and chapter 5 (one-shot episodes); chapter 6 verifies faces with it.
+
 Every evaluation embeds each image once and then works on the embeddings: a 20-way
 episode compares a query with 20 support images, and re-running the twin network
 on every pair would embed the same image hundreds of times.
@@ -16,9 +19,9 @@ import torch
 from torch import nn
 
 from .config import pick_device
-from .distances import pairwise_euclidean, pairwise_squared_euclidean
+from .distances import euclidean, pairwise_euclidean, pairwise_squared_euclidean
 from .episodes import Episodes, EpisodeSampler
-from .pairs import rows, to_float
+from .pairs import PairSampler, all_pairs, rows, to_float
 from .train import autocast, use_channels_last
 from .train import embed as _embed_batch
 
@@ -386,3 +389,112 @@ def _just_below_min(d: torch.Tensor) -> float:
     d = d if d.is_floating_point() else d.double()
     lowest = d.min()
     return float(torch.nextafter(lowest, torch.full_like(lowest, -math.inf)))
+
+
+# ------------------------------------------------------------ threshold choice and its accuracy
+
+
+@dataclass
+class PairDistances:
+    """Pairs of embedded images and their distances.
+
+    Attributes:
+        i: (P,) the first image of each pair.
+        j: (P,) the second image.
+        y: (P,) pair labels, Y = 0 similar, on the device of ``d``.
+        d: (P,) Euclidean distances of the pairs' embeddings.
+    """
+
+    i: torch.Tensor
+    j: torch.Tensor
+    y: torch.Tensor
+    d: torch.Tensor
+
+    def accuracy_at(self, threshold: float) -> Accuracy:
+        """Share of pairs called right when "similar" means ``D <= threshold``, with its
+        95% confidence interval over the pairs (each pair a 0/1 trial)."""
+        return mean_ci95(((self.d <= threshold) == (self.y == 0)).double())
+
+
+def pair_distances(
+    embeddings: torch.Tensor, labels: torch.Tensor, n_pairs: int, seed: int
+) -> PairDistances:
+    """Draw ``n_pairs`` seeded pairs, half similar (:class:`~siamese_lib.pairs.PairSampler`),
+    and measure their distances in ``embeddings`` (one row per image of ``labels``)."""
+    _check_embeddings(embeddings, labels)
+    i, j, y = PairSampler(labels, seed=seed).sample(n_pairs)
+    d = euclidean(rows(embeddings, i), rows(embeddings, j))
+    return PairDistances(i, j, y.to(d.device), d)  # the sampler's labels are on the CPU
+
+
+@dataclass
+class Verification:
+    """A threshold chosen on validation pairs and the accuracy it gives on test pairs.
+
+    Attributes:
+        threshold: the validation pairs' most accurate threshold (:func:`best_threshold`).
+        accuracy: the test pairs' accuracy at it, with its 95% confidence interval.
+    """
+
+    threshold: float
+    accuracy: Accuracy
+
+
+def verification_accuracy(val: PairDistances, test: PairDistances) -> Verification:
+    """Choose the threshold on ``val``'s pairs, measure it on ``test``'s: the honest
+    verification accuracy (the test pairs never choose their own threshold)."""
+    threshold = best_threshold(val.d, val.y)
+    return Verification(threshold, test.accuracy_at(threshold))
+
+
+@dataclass
+class Calibration:
+    """A verification threshold chosen on every pair of a labelled set.
+
+    Attributes:
+        threshold: the equal-error-rate threshold: as many similar pairs rejected as
+            dissimilar pairs accepted, however unbalanced the pairs are.
+        roc: the ROC curve of the pairs (its ``eer`` and ``auc``).
+        n_pairs: how many pairs it was chosen on.
+        n_similar: how many of them are similar.
+    """
+
+    threshold: float
+    roc: ROC
+    n_pairs: int
+    n_similar: int
+
+
+def calibrate_threshold(embeddings: torch.Tensor, labels: torch.Tensor) -> Calibration:
+    """The equal-error-rate threshold over every pair of a labelled set of embeddings.
+
+    Use other images than the ones you will verify: a threshold chosen on its own pairs
+    flatters itself.
+
+    Raises:
+        ValueError: the embeddings are not (N, d) and finite with one label each, or the set
+            has fewer than 2 classes or no class with 2 images (no similar pair).
+    """
+    _check_embeddings(embeddings, labels)
+    labels = labels.long().to(embeddings.device)
+    n_classes = int(labels.unique().numel())
+    if n_classes < 2 or int(torch.bincount(labels - labels.min()).max()) < 2:
+        raise ValueError(
+            f"calibrating a threshold needs at least 2 classes and a class with at least 2 "
+            f"images; got {n_classes} class(es) and {len(labels)} image(s)"
+        )
+    i, j, y = all_pairs(labels)
+    roc = roc_curve(pairwise_euclidean(embeddings)[i, j], y)
+    return Calibration(roc.eer_threshold, roc, len(y), int((y == 0).sum()))
+
+
+def _check_embeddings(embeddings: torch.Tensor, labels: torch.Tensor) -> None:
+    if not torch.is_tensor(embeddings) or not torch.is_tensor(labels):
+        raise TypeError(f"expected tensors, got {type(embeddings).__name__} and "
+                        f"{type(labels).__name__}")
+    if embeddings.dim() != 2 or labels.shape != (embeddings.shape[0],):
+        raise ValueError(f"expected embeddings (N, d) and labels (N,), got "
+                         f"{tuple(embeddings.shape)} and {tuple(labels.shape)}")
+    if not embeddings.is_floating_point() or not bool(torch.isfinite(embeddings).all()):
+        raise ValueError("the embeddings must be finite floating-point numbers (NaN or inf "
+                         "found, or an integer tensor): embed the images with embed_images")

@@ -1,5 +1,8 @@
 """Losses that teach an embedding net which images belong together.
 
+Taught in chapter 2 (the contrastive loss, "Siamese networks and the contrastive loss")
+and chapter 7 (Koch's head, triplets and prototypes, "Beyond the contrastive loss").
+
 Label convention everywhere in this module (the article's, after Hadsell et al. 2006):
 **Y = 0 means similar (same class), Y = 1 means dissimilar.** Losses that take class
 labels instead of pair labels derive Y from them: Y = 0 exactly when the labels match.
@@ -14,6 +17,8 @@ Two kinds of loss:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -177,6 +182,9 @@ class KochLoss(nn.Module):
 
     def __init__(self, embedding_dim: int) -> None:
         super().__init__()
+        if isinstance(embedding_dim, bool) or not isinstance(embedding_dim, int) or embedding_dim < 1:
+            raise ValueError(f"embedding_dim must be a whole number >= 1, got {embedding_dim!r}")
+        self.embedding_dim = embedding_dim
         self.head = nn.Linear(embedding_dim, 1)
 
     def similarity(self, e1: torch.Tensor, e2: torch.Tensor) -> torch.Tensor:
@@ -310,7 +318,51 @@ def _mean_or_zero(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 PAIR_LOSSES = (ContrastiveLoss, KochLoss)
 BATCH_LOSSES = (BatchContrastiveLoss, TripletLoss, PrototypicalLoss)
 
+#: The losses by the names recipes give them, with the constructor arguments that
+#: rebuild one (read back from the module by :func:`name_and_kwargs`).
+_BY_NAME: dict[str, tuple[Callable[..., nn.Module], tuple[str, ...]]] = {
+    "contrastive": (ContrastiveLoss, ("margin", "reduction")),
+    "batch-contrastive": (BatchContrastiveLoss, ("margin", "reduction")),
+    "koch": (KochLoss, ("embedding_dim",)),
+    "triplet": (TripletLoss, ("margin", "mining")),
+    "prototypical": (PrototypicalLoss, ("n_support", "temperature")),
+    "cross-entropy": (nn.CrossEntropyLoss, ("ignore_index", "reduction", "label_smoothing")),
+}
+#: The names :func:`by_name` knows.
+LOSS_NAMES = tuple(_BY_NAME)
+
+
+def by_name(name: str, **kwargs: Any) -> nn.Module:
+    """The loss called ``name`` (as a recipe names it), built with ``kwargs``.
+
+    Names: "contrastive" (:class:`ContrastiveLoss`), "batch-contrastive"
+    (:class:`BatchContrastiveLoss`), "koch" (:class:`KochLoss`, needs ``embedding_dim``),
+    "triplet" (:class:`TripletLoss`), "prototypical" (:class:`PrototypicalLoss`) and
+    "cross-entropy" (``torch.nn.CrossEntropyLoss``, for a plain classifier).
+
+    Raises:
+        ValueError: an unknown name (the known ones are listed), or arguments the loss
+            does not take or rejects.
+    """
+    if not isinstance(name, str) or name not in _BY_NAME:
+        raise ValueError(f"unknown loss {name!r}; known: {', '.join(LOSS_NAMES)}")
+    cls, _ = _BY_NAME[name]
+    try:
+        return cls(**kwargs)
+    except TypeError as e:  # a misspelt or missing argument: say which loss and what it takes
+        raise ValueError(f"loss {name!r} cannot be built with {kwargs}: {e}") from None
+
+
+def name_and_kwargs(loss_fn: nn.Module) -> tuple[str, dict[str, Any]] | None:
+    """The name and arguments that rebuild ``loss_fn`` with :func:`by_name`, or None for a
+    loss of another kind (one of your own)."""
+    for name, (cls, args) in _BY_NAME.items():
+        if type(loss_fn) is cls:
+            return name, {arg: getattr(loss_fn, arg) for arg in args}
+    return None
+
+
 __all__ = [
     "ContrastiveLoss", "BatchContrastiveLoss", "KochLoss", "TripletLoss", "PrototypicalLoss",
-    "contrastive_loss", "euclidean",
+    "contrastive_loss", "euclidean", "by_name", "name_and_kwargs", "LOSS_NAMES",
 ]

@@ -287,4 +287,4 @@ def test_verify_says_what_is_missing(tmp_path, capsys):
     assert cli.main(["verify", ckpt, a, str(tmp_path / "nope.png")]) == 2
     assert "image not found" in error_line(capsys)
     assert cli.main(["verify", ckpt, a, a, "--calibrate", str(folder)]) == 2
-    assert "--calibrate needs a folder with at least 2 classes" in error_line(capsys)
+    assert "needs at least 2 classes and a class with at least 2 images" in error_line(capsys)
