@@ -90,6 +90,14 @@ def _check_plain(value: Any, where: str) -> None:
         _check_plain(item, f"{where}[{key!r}]")
 
 
+def _check_finite(state: Mapping[str, torch.Tensor], owner: str) -> None:
+    """Refuse NaN or infinite weights: a diverged model would replace a good file."""
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{owner}'s {key} holds NaN or infinite values (training "
+                             "diverged?); nothing was saved")
+
+
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, **extra: Any) -> Path:
     """Save a model's weights and configuration, plus plain-data ``extra`` (history, metrics).
 
@@ -98,8 +106,9 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, **extra: Any) -> 
 
     Raises:
         ValueError: ``extra`` holds something ``torch.load(weights_only=True)`` could not
-            read back (a dataclass, a ``Path``, a NumPy scalar...); nothing is written then,
-            so an existing file at ``path`` stays as it was.
+            read back (a dataclass, a ``Path``, a NumPy scalar...), or a weight is NaN or
+            infinite; nothing is written then, so an existing file at ``path`` stays as it
+            was.
     """
     if isinstance(model, SiameseNetwork):
         model = model.embedding_net
@@ -108,6 +117,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, **extra: Any) -> 
         raise ValueError(f"{type(model).__name__} has no .config; use a siamese_lib network")
     _check_plain(extra, "extra")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    _check_finite(state, type(model).__name__)
     return atomic_save({"format": FORMAT, "config": config, "state_dict": state, "extra": extra}, path)
 
 
@@ -248,6 +258,7 @@ def loss_record(loss_fn: nn.Module | None) -> dict[str, Any] | None:
         return None
     name, kwargs = spec
     state = {k: v.detach().cpu() for k, v in loss_fn.state_dict().items()}
+    _check_finite(state, type(loss_fn).__name__)
     return {"name": name, "kwargs": kwargs, "state_dict": state}
 
 

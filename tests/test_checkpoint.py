@@ -322,3 +322,19 @@ def test_check_writable(tmp_path: Path) -> None:
         check_writable(tmp_path / "file" / "m.pt")
     with pytest.raises(IsADirectoryError, match="is a folder"):
         check_writable(tmp_path)
+
+
+def test_non_finite_weights_are_refused_and_the_old_file_kept(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "m.pt", trained_looking_net())
+    before = path.read_bytes()
+    diverged = trained_looking_net()
+    with torch.no_grad():
+        diverged.head.weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="EmbeddingNet's head.weight holds NaN or infinite"):
+        save_checkpoint(path, diverged)
+    koch = koch_head()
+    with torch.no_grad():
+        koch.head.bias.fill_(float("inf"))
+    with pytest.raises(ValueError, match="KochLoss's head.bias holds NaN or infinite"):
+        save_trained(path, trained_looking_net(), koch)
+    assert path.read_bytes() == before

@@ -319,9 +319,9 @@ def test_prototypical_rejects_class_without_query(labels: list[int], n_support: 
         PrototypicalLoss(n_support)(torch.randn(len(labels), 2), torch.tensor(labels))
 
 
-@pytest.mark.parametrize("n_support", [0, -1])
+@pytest.mark.parametrize("n_support", [0, -1, 1.5, True, "2"])
 def test_prototypical_rejects_bad_n_support(n_support: int) -> None:
-    with pytest.raises(ValueError, match="n_support must be at least 1"):
+    with pytest.raises(ValueError, match="n_support must be a whole number >= 1"):
         PrototypicalLoss(n_support)
 
 
@@ -477,3 +477,39 @@ def test_koch_rejects_a_bad_embedding_dim(dim) -> None:
 
 def test_a_loss_of_your_own_has_no_name() -> None:
     assert name_and_kwargs(torch.nn.MSELoss()) is None
+
+
+@pytest.mark.parametrize("margin", ["1", True, None])
+def test_margin_must_be_a_number(margin) -> None:
+    expected = f"margin must be a positive finite number, got {margin!r}"
+    with pytest.raises(ValueError, match=f"^{re.escape(expected)}$"):
+        ContrastiveLoss(margin)
+
+
+PAIR = (torch.randn(4, 3), torch.randn(4, 3), torch.tensor([0, 1, 0, 1]))
+BATCH = (torch.randn(4, 3), torch.tensor([0, 1, 0, 1]))
+
+
+@pytest.mark.parametrize(
+    ("loss", "args", "error", "fragment"),
+    [
+        (ContrastiveLoss(), (PAIR[0].tolist(), PAIR[1], PAIR[2]), TypeError, "got a list"),
+        (TripletLoss(), (BATCH[0], [0, 1, 0, 1]), TypeError, "got a list"),
+        (ContrastiveLoss(), (PAIR[0].long(), PAIR[1].long(), PAIR[2]), ValueError,
+         "embeddings must be floating-point, got torch.int64"),
+        (BatchContrastiveLoss(), (BATCH[0].long(), BATCH[1]), ValueError, "floating-point"),
+        (KochLoss(3), (torch.randn(4, 5), torch.randn(4, 5), PAIR[2]), ValueError,
+         "KochLoss\\(embedding_dim=3\\) got embeddings of size 5"),
+    ],
+)
+def test_losses_say_what_is_wrong_with_their_input(loss, args, error, fragment) -> None:
+    with pytest.raises(error, match=fragment):
+        loss(*args)
+
+
+def test_inputs_on_different_devices_are_named() -> None:
+    e = torch.randn(4, 3, device="meta")  # a second device without a GPU
+    with pytest.raises(ValueError, match="different devices \\(cpu, meta\\)"):
+        ContrastiveLoss()(e, e, PAIR[2])
+    with pytest.raises(ValueError, match="different devices"):
+        PrototypicalLoss()(e, BATCH[1])
