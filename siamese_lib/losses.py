@@ -1,7 +1,7 @@
-"""Losses that teach an embedding net which images belong together.
+"""Taught in chapter 2, "Siamese networks and the contrastive loss", and chapter 7, "Beyond
+the contrastive loss" (Koch's head, triplets and prototypes, compared by name).
 
-Taught in chapter 2 (the contrastive loss, "Siamese networks and the contrastive loss")
-and chapter 7 (Koch's head, triplets and prototypes, "Beyond the contrastive loss").
+Losses that teach an embedding net which images belong together.
 
 Label convention everywhere in this module (the article's, after Hadsell et al. 2006):
 **Y = 0 means similar (same class), Y = 1 means dissimilar.** Losses that take class

@@ -1,7 +1,7 @@
-"""Named recipes: every model the book uses, defined once and trained at most once.
+"""Taught in chapter 3, "Training a Siamese network on MNIST" (a recipe, its cache key and
+its training run), and used by every chapter after it.
 
-Taught in chapter 3 ("Training on MNIST": a recipe, its cache key and its training run)
-and used by every chapter after it.
+Named recipes: every model the book uses, defined once and trained at most once.
 
 A :class:`Recipe` fixes everything that makes a model: data, network, loss, batches,
 schedule, augmentation and seed. :func:`load_model` trains a recipe the first time it
