@@ -383,7 +383,7 @@ def _load_for_evaluation(
         trained = load_model(name, device=device)
         how = "from the cache" if trained.from_cache else "trained just now"
         return (trained.embedding_net, trained.similarity, trained.recipe.data,
-                f"recipe {name} ({how})")
+                f"recipe {name} ({how}){_scored_by(trained.similarity)}")
     path = Path(name)
     if not path.exists():
         if _looks_like_path(name):
@@ -394,10 +394,13 @@ def _load_for_evaluation(
         )
     if not path.is_file():
         raise UsageError(f"{path} is a folder, not a checkpoint file")
-    saved = load_trained(path)
-    how = "; pairs scored by its learned Koch head" if saved.similarity is not None else ""
+    saved = load_trained(path)  # with its loss: a Koch model keeps its learned head
     return (saved.embedding_net.eval(), saved.similarity, (saved.recipe or {}).get("data"),
-            f"checkpoint {path}{how}")
+            f"checkpoint {path}{_scored_by(saved.similarity)}")
+
+
+def _scored_by(similarity: Similarity | None) -> str:
+    return "; pairs scored by its learned Koch head" if similarity is not None else ""
 
 
 def _input_size(net: nn.Module) -> int:

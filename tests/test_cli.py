@@ -353,3 +353,27 @@ def test_unwritable_out_folder_is_found_before_training(tmp_path, capsys, monkey
     assert "cannot write a checkpoint in" in error_line(capsys)
     assert cli.main(["train", "mnist-contrastive", "--out", str(tmp_path)]) == 2
     assert "is a folder" in error_line(capsys)
+
+
+def test_train_out_saves_the_koch_head_and_evaluate_uses_it(tmp_path, capsys, monkeypatch):
+    from siamese_lib import recipes
+    from siamese_lib.config import CACHE_ENV
+    from siamese_lib.train import History
+
+    def train_recipe(recipe, device=None, progress=True):
+        torch.manual_seed(0)
+        return recipes.TrainedModel(recipe, EmbeddingNet(width=8, embedding_dim=4),
+                                    recipes._make_loss(recipe, 4), History(epoch_seconds=[0.1]))
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(recipes, "train_recipe", train_recipe)
+    out = tmp_path / "koch.pt"
+    assert cli.main(["train", "omniglot-koch", "--out", str(out), "--no-progress"]) == 0
+    assert f"saved checkpoint to {out}" in capsys.readouterr().out
+    folder = image_folder(tmp_path / "mine", classes=4, per_class=3)
+    assert cli.main(["evaluate", str(out), "--data", str(folder), "--episodes", "5",
+                     "--device", "cpu"]) == 0
+    assert f"model: checkpoint {out}; pairs scored by its learned Koch head" in capsys.readouterr().out
+    assert cli.main(["evaluate", "omniglot-koch", "--data", str(folder), "--episodes", "5",
+                     "--device", "cpu"]) == 0
+    assert "(from the cache); pairs scored by its learned Koch head" in capsys.readouterr().out
