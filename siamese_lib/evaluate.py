@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -414,6 +415,9 @@ class PairDistances:
     def accuracy_at(self, threshold: float) -> Accuracy:
         """Share of pairs called right when "similar" means ``D <= threshold``, with its
         95% confidence interval over the pairs (each pair a 0/1 trial)."""
+        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not (
+                math.isfinite(threshold)):
+            raise ValueError(f"the threshold must be a finite number, got {threshold!r}")
         return mean_ci95(((self.d <= threshold) == (self.y == 0)).double())
 
 
@@ -423,6 +427,8 @@ def pair_distances(
     """Draw ``n_pairs`` seeded pairs, half similar (:class:`~siamese_lib.pairs.PairSampler`),
     and measure their distances in ``embeddings`` (one row per image of ``labels``)."""
     _check_embeddings(embeddings, labels)
+    if isinstance(n_pairs, bool) or not isinstance(n_pairs, numbers.Integral) or n_pairs < 1:
+        raise ValueError(f"n_pairs must be a whole number >= 1, got {n_pairs!r}")
     i, j, y = PairSampler(labels, seed=seed).sample(n_pairs)
     d = euclidean(rows(embeddings, i), rows(embeddings, j))
     return PairDistances(i, j, y.to(d.device), d)  # the sampler's labels are on the CPU
@@ -444,6 +450,10 @@ class Verification:
 def verification_accuracy(val: PairDistances, test: PairDistances) -> Verification:
     """Choose the threshold on ``val``'s pairs, measure it on ``test``'s: the honest
     verification accuracy (the test pairs never choose their own threshold)."""
+    for pairs in (val, test):
+        if not isinstance(pairs, PairDistances):
+            raise TypeError(f"expected PairDistances (from pair_distances), got a "
+                            f"{type(pairs).__name__}")
     threshold = best_threshold(val.d, val.y)
     return Verification(threshold, test.accuracy_at(threshold))
 

@@ -447,3 +447,18 @@ def test_calibrate_threshold_says_what_is_wrong(embeddings, labels, fragment) ->
 def test_calibrate_threshold_wants_tensors() -> None:
     with pytest.raises(TypeError, match="expected tensors, got list and Tensor"):
         calibrate_threshold([[0.0], [1.0]], torch.tensor([0, 1]))  # type: ignore[arg-type]
+
+
+def test_pair_helpers_say_what_is_wrong() -> None:
+    z, labels = clustered()
+    for n_pairs in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="n_pairs must be a whole number >= 1"):
+            pair_distances(z, labels, n_pairs, seed=0)
+    with pytest.raises(ValueError, match="finite floating-point"):
+        pair_distances(z * math.inf, labels, 10, seed=0)
+    pairs = pair_distances(z, labels, 10, seed=0)
+    for threshold in (math.nan, math.inf, "1"):
+        with pytest.raises(ValueError, match="the threshold must be a finite number"):
+            pairs.accuracy_at(threshold)
+    with pytest.raises(TypeError, match="expected PairDistances"):
+        verification_accuracy(pairs, (pairs.d, pairs.y))
