@@ -191,7 +191,8 @@ def check_writable(path: str | os.PathLike) -> Path:
         with tempfile.TemporaryFile(dir=path.parent):
             pass
     except OSError as e:
-        raise type(e)(e.errno, f"cannot write a checkpoint in {path.parent} ({e.strerror}); "
+        # one plain sentence, not "[Errno 17] ...": the CLI prints it as it is
+        raise type(e)(f"cannot write a checkpoint in {path.parent} ({e.strerror or e}); "
                       "choose a folder you can write to") from None
     return path
 
