@@ -192,8 +192,11 @@ def check_writable(path: str | os.PathLike) -> Path:
             pass
     except OSError as e:
         # one plain sentence, not "[Errno 17] ...": the CLI prints it as it is
-        raise type(e)(f"cannot write a checkpoint in {path.parent} ({e.strerror or e}); "
-                      "choose a folder you can write to") from None
+        blocker = next((p for p in path.parents if p.exists()), None)
+        why = (f"{blocker} is a file, not a folder" if blocker is not None and not blocker.is_dir()
+               else e.strerror or str(e))
+        raise type(e)(f"cannot write a checkpoint in {path.parent} ({why}); choose a folder "
+                      "you can write to") from None
     return path
 
 
