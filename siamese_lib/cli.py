@@ -26,7 +26,7 @@ Commands:
 ``verify RECIPE_OR_CHECKPOINT IMAGE_A IMAGE_B [--threshold T | --calibrate FOLDER]``
     the distance D between two images, and "same" or "different" at a threshold: given,
     or chosen at the equal error rate of every pair of a labelled FOLDER
-    (:func:`~siamese_lib.evaluate.roc_curve`).
+    (:func:`~siamese_lib.evaluate.calibrate_threshold`).
 
 Mistakes (an unknown recipe, a missing file, a bad number, data that is not there)
 end with exit code 2 and a one-line message on stderr, not a traceback.
