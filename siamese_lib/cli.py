@@ -1,4 +1,7 @@
-"""The command line: ``python -m siamese_lib`` (or ``siamese-lib``) trains and evaluates recipes.
+"""Taught in chapter 6, "Faces: verification of people never seen", and the page "Your own
+images"; it parses, calls the library and prints, and holds no logic of its own.
+
+The command line: ``python -m siamese_lib`` (or ``siamese-lib``) trains and evaluates recipes.
 
 Commands:
 
@@ -23,7 +26,7 @@ Commands:
 ``verify RECIPE_OR_CHECKPOINT IMAGE_A IMAGE_B [--threshold T | --calibrate FOLDER]``
     the distance D between two images, and "same" or "different" at a threshold: given,
     or chosen at the equal error rate of every pair of a labelled FOLDER
-    (:func:`~siamese_lib.evaluate.roc_curve`).
+    (:func:`~siamese_lib.evaluate.calibrate_threshold`).
 ``export RECIPE_OR_CHECKPOINT OUT [--torchscript] [--shifts P]``
     save the embedding net as an ONNX file (or TorchScript) that other programs run
     without this library (:func:`~siamese_lib.export.export_onnx`).
@@ -44,7 +47,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import torch
 from torch import nn
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import check_writable, load_trained, save_trained
 from .classifier import OneShotClassifier, Predictions
 from .episodes import EpisodeSampler
 from .evaluate import (
@@ -162,30 +165,59 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
                         help="cpu, cuda, cuda:N or mps (default: CUDA, then MPS, then CPU)")
 
 
+def _add_shifts(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--shifts", type=_non_negative_int, default=0, metavar="P",
+                        help="average each embedding over the image shifted by up to P "
+                        "pixels, (2P+1)^2 copies (test-time augmentation; default: 0, off)")
+
+
 def _add_invert(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--invert", action="store_true",
                         help=f"{what} (dark drawings on a light background become light on "
                         "dark, as the MNIST and Omniglot models saw them)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of ``python -m siamese_lib`` and its six commands."""
-    parser = _Parser(
-        prog=PROG,
-        description="Train and evaluate the Siamese-network recipes of the book, classify "
-        "your own images from one example per class, and verify pairs.",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
-
-    sub.add_parser("recipes", help="list the recipe names and what they train",
-                   description="List the recipe names and what they train.")
-
-    train = sub.add_parser(
-        "train", help="train a recipe (or load it from the cache)",
-        description="Train a recipe, or load it from the cache if it was trained before; "
+#: Each command's one-line help and its description, for ``--help``.
+_HELP: dict[str, tuple[str, str]] = {
+    "train": (
+        "train a recipe (or load it from the cache)",
+        "Train a recipe, or load it from the cache if it was trained before; "
         "print the training time and the final validation metric.",
-    )
+    ),
+    "evaluate": (
+        "one-shot accuracy of a recipe or a checkpoint",
+        "One-shot accuracy, with its 95%% confidence interval, of a recipe's "
+        "model (trained first if it is not cached) or of a checkpoint file.",
+    ),
+    "classify": (
+        "name the class of your own images from one example per class",
+        "One-shot classification: embed the labelled examples in --support (one "
+        "subfolder per class, one or more images each) and every IMAGE, and print the class "
+        "of the nearest example for each IMAGE, with its distance and the runner-up's.",
+    ),
+    "verify": (
+        "same or different? the distance between two images",
+        "Print the distance D between the embeddings of two images and, with a "
+        "threshold, whether they show the same class (D <= threshold). --calibrate chooses "
+        "the threshold on every pair of a labelled folder, at its equal error rate.",
+    ),
+    "export": (
+        "save the embedding net as ONNX (or TorchScript) for other programs",
+        "Save a trained embedding net as an ONNX file, with a batch axis of any "
+        "size: float32 images (N, C, H, W) in [0, 1] in, (N, d) embeddings out. A learned "
+        "similarity head (Koch) is not part of the file.",
+    ),
+}
+
+
+def _subparser(sub: Any, name: str) -> argparse.ArgumentParser:
+    help_, description = _HELP[name]
+    return sub.add_parser(name, help=help_, description=description)
+
+
+def _add_train(sub: Any) -> None:
+    """The ``train`` command."""
+    train = _subparser(sub, "train")
     train.add_argument("recipe", metavar="RECIPE", help="a recipe name (see `recipes`)")
     train.add_argument("--retrain", action="store_true",
                        help="train again even if the recipe is in the cache")
@@ -194,11 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also save the trained model as a checkpoint file here")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
-    evaluate = sub.add_parser(
-        "evaluate", help="one-shot accuracy of a recipe or a checkpoint",
-        description="One-shot accuracy, with its 95%% confidence interval, of a recipe's "
-        "model (trained first if it is not cached) or of a checkpoint file.",
-    )
+
+def _add_evaluate(sub: Any) -> None:
+    """The ``evaluate`` command."""
+    evaluate = _subparser(sub, "evaluate")
     _add_model(evaluate)
     evaluate.add_argument("--data", type=_eval_data, default=None, metavar="SET_OR_FOLDER",
                           help=f"evaluation set: {', '.join(EVAL_DATA)}, or a folder of your "
@@ -215,17 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--query", type=_positive_int, default=1, metavar="Q",
                           help="query images per class (default: 1)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the episodes (default: 0)")
-    evaluate.add_argument("--shifts", type=_non_negative_int, default=0, metavar="P",
-                          help="average each embedding over the image shifted by up to P "
-                          "pixels, (2P+1)^2 copies (test-time augmentation; default: 0, off)")
+    _add_shifts(evaluate)
     _add_device(evaluate)
 
-    classify = sub.add_parser(
-        "classify", help="name the class of your own images from one example per class",
-        description="One-shot classification: embed the labelled examples in --support (one "
-        "subfolder per class, one or more images each) and every IMAGE, and print the class "
-        "of the nearest example for each IMAGE, with its distance and the runner-up's.",
-    )
+
+def _add_classify(sub: Any) -> None:
+    """The ``classify`` command."""
+    classify = _subparser(sub, "classify")
     _add_model(classify)
     classify.add_argument("images", metavar="IMAGE", nargs="+", type=Path,
                           help="an image file to classify, or a folder of them")
@@ -235,17 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--rule", choices=("nearest", "prototype"), default="nearest",
                           help="nearest: the class of the nearest example (the Siamese rule; "
                           "default); prototype: the class whose mean embedding is nearest")
-    classify.add_argument("--shifts", type=_non_negative_int, default=0, metavar="P",
-                          help="average each embedding over the image shifted by up to P "
-                          "pixels (default: 0, off)")
+    _add_shifts(classify)
     _add_device(classify)
 
-    verify = sub.add_parser(
-        "verify", help="same or different? the distance between two images",
-        description="Print the distance D between the embeddings of two images and, with a "
-        "threshold, whether they show the same class (D <= threshold). --calibrate chooses "
-        "the threshold on every pair of a labelled folder, at its equal error rate.",
-    )
+
+def _add_verify(sub: Any) -> None:
+    """The ``verify`` command."""
+    verify = _subparser(sub, "verify")
     _add_model(verify)
     verify.add_argument("image_a", metavar="IMAGE_A", type=Path, help="an image file")
     verify.add_argument("image_b", metavar="IMAGE_B", type=Path, help="another image file")
@@ -258,26 +281,39 @@ def build_parser() -> argparse.ArgumentParser:
                      "use other images than the ones you verify")
     _add_invert(verify, "invert every image")
     _add_device(verify)
-    _add_export(sub)
-    return parser
 
 
 def _add_export(sub: Any) -> None:
-    export = sub.add_parser(
-        "export", help="save the embedding net as ONNX (or TorchScript) for other programs",
-        description="Save a trained embedding net as an ONNX file, with a batch axis of any "
-        "size: float32 images (N, C, H, W) in [0, 1] in, (N, d) embeddings out. A learned "
-        "similarity head (Koch) is not part of the file.",
-    )
+    """The ``export`` command."""
+    export = _subparser(sub, "export")
     _add_model(export)
     export.add_argument("out", metavar="OUT", type=Path,
                         help="the file to write, e.g. model.onnx")
     export.add_argument("--torchscript", action="store_true",
                         help="write TorchScript (torch.jit.load reads it) instead of ONNX")
-    export.add_argument("--shifts", type=_non_negative_int, default=0, metavar="P",
-                        help="export the embedding averaged over shifts of up to P pixels "
-                        "(default: 0, off)")
+    _add_shifts(export)
     _add_device(export)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m siamese_lib`` and its six commands."""
+    parser = _Parser(
+        prog=PROG,
+        description="Train and evaluate the Siamese-network recipes of the book, classify "
+        "your own images from one example per class, and verify pairs.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    sub.add_parser("recipes", help="list the recipe names and what they train",
+                   description="List the recipe names and what they train.")
+
+    _add_train(sub)
+    _add_evaluate(sub)
+    _add_classify(sub)
+    _add_verify(sub)
+    _add_export(sub)
+    return parser
 
 
 # -------------------------------------------------------------------------------- commands
@@ -320,6 +356,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .recipes import load_model
 
     recipe = _recipe(args.recipe)
+    if args.out is not None:  # found now, not after the training it would lose
+        check_writable(args.out)
     print(f"recipe {recipe.name}: {recipe.description}", flush=True)
     trained = load_model(recipe, retrain=args.retrain, device=args.device,
                          progress=not args.no_progress)
@@ -333,10 +371,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if history.val_metric:
         print(f"final {_metric_name(recipe.loss)}: {100 * history.val_metric[-1]:.1f}%")
     if args.out is not None:
-        path = save_checkpoint(
-            args.out, trained.model, history=history.to_dict(),
-            loss_state=trained.loss_fn.state_dict(), recipe=asdict(recipe),
-        )
+        path = save_trained(args.out, trained.model, trained.loss_fn, recipe=asdict(recipe),
+                            history=history)
         print(f"saved checkpoint to {path}")
     return 0
 
@@ -362,7 +398,7 @@ def _load_for_evaluation(
         trained = load_model(name, device=device)
         how = "from the cache" if trained.from_cache else "trained just now"
         return (trained.embedding_net, trained.similarity, trained.recipe.data,
-                f"recipe {name} ({how})")
+                f"recipe {name} ({how}){_scored_by(trained.similarity)}")
     path = Path(name)
     if not path.exists():
         if _looks_like_path(name):
@@ -373,17 +409,13 @@ def _load_for_evaluation(
         )
     if not path.is_file():
         raise UsageError(f"{path} is a folder, not a checkpoint file")
-    model, extra = load_checkpoint(path)
-    net = getattr(model, "embedding_net", model)
-    recipe = extra.get("recipe") if isinstance(extra.get("recipe"), dict) else {}
-    similarity = None
-    if recipe.get("loss") == "koch" and "loss_state" in extra:
-        from .losses import KochLoss
+    saved = load_trained(path)  # with its loss: a Koch model keeps its learned head
+    return (saved.embedding_net.eval(), saved.similarity, (saved.recipe or {}).get("data"),
+            f"checkpoint {path}{_scored_by(saved.similarity)}")
 
-        head = KochLoss(net.output_dim)
-        head.load_state_dict(extra["loss_state"])
-        similarity = head.eval().similarity
-    return net.eval(), similarity, recipe.get("data"), f"checkpoint {path}"
+
+def _scored_by(similarity: Similarity | None) -> str:
+    return "; pairs scored by its learned Koch head" if similarity is not None else ""
 
 
 def _input_size(net: nn.Module) -> int:
@@ -578,21 +610,16 @@ def _calibrated_threshold(
     net: nn.Module, folder: ImageSet, name: Path, device: torch.device
 ) -> float:
     """The equal-error-rate threshold over every pair of a labelled folder (printed)."""
-    from .distances import pairwise_euclidean
-    from .evaluate import roc_curve
-    from .pairs import all_pairs
+    from .evaluate import calibrate_threshold
 
-    if folder.num_classes < 2 or int(torch.bincount(folder.labels).max()) < 2:
-        raise UsageError(f"--calibrate needs a folder with at least 2 classes and a class with "
-                         f"at least 2 images; {name} has {folder.num_classes} class(es) and "
-                         f"{len(folder)} image(s)")
-    z = embed_images(net, folder.images, device=device)
-    i, j, y = all_pairs(folder.labels)
-    roc = roc_curve(pairwise_euclidean(z)[i, j], y)
-    n_same = int((y == 0).sum())
-    print(f"threshold {roc.eer_threshold:.3f}: the equal error rate ({100 * roc.eer:.1f}%) of the "
-          f"{len(y):,} pairs of {name} ({n_same:,} same-class); ROC AUC {roc.auc:.3f}")
-    return roc.eer_threshold
+    try:
+        cal = calibrate_threshold(embed_images(net, folder.images, device=device), folder.labels)
+    except ValueError as e:
+        raise UsageError(f"--calibrate {name}: {e}") from None
+    print(f"threshold {cal.threshold:.3f}: the equal error rate ({100 * cal.roc.eer:.1f}%) of the "
+          f"{cal.n_pairs:,} pairs of {name} ({cal.n_similar:,} same-class); "
+          f"ROC AUC {cal.roc.auc:.3f}")
+    return cal.threshold
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -1,4 +1,8 @@
-"""How good is an embedding? Verification (same or different?) and one-shot accuracy.
+"""Taught in chapter 4, "Embeddings, distances and thresholds" (thresholds, ROC, the
+verification accuracy), and chapter 5, "One-shot learning on Omniglot" (episodes);
+chapter 6, "Faces: verification of people never seen", verifies faces with it.
+
+How good is an embedding? Verification (same or different?) and one-shot accuracy.
 
 Every evaluation embeds each image once and then works on the embeddings: a 20-way
 episode compares a query with 20 support images, and re-running the twin network
@@ -9,15 +13,16 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .distances import pairwise_squared_euclidean
+from .distances import euclidean, pairwise_euclidean, pairwise_squared_euclidean
 from .episodes import Episodes, EpisodeSampler
-from .pairs import rows, to_float
+from .pairs import PairSampler, all_pairs, rows, to_float
 from .precision import autocast, memory_format, pick_device
 from .train import embed as _embed_batch
 
@@ -299,3 +304,121 @@ def _just_below_min(d: torch.Tensor) -> float:
     d = d if d.is_floating_point() else d.double()
     lowest = d.min()
     return float(torch.nextafter(lowest, torch.full_like(lowest, -math.inf)))
+
+
+# ------------------------------------------------------------ threshold choice and its accuracy
+
+
+@dataclass
+class PairDistances:
+    """Pairs of embedded images and their distances.
+
+    Attributes:
+        i: (P,) the first image of each pair.
+        j: (P,) the second image.
+        y: (P,) pair labels, Y = 0 similar, on the device of ``d``.
+        d: (P,) Euclidean distances of the pairs' embeddings.
+    """
+
+    i: torch.Tensor
+    j: torch.Tensor
+    y: torch.Tensor
+    d: torch.Tensor
+
+    def accuracy_at(self, threshold: float) -> Accuracy:
+        """Share of pairs called right when "similar" means ``D <= threshold``, with its
+        95% confidence interval over the pairs (each pair a 0/1 trial)."""
+        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not (
+                math.isfinite(threshold)):
+            raise ValueError(f"the threshold must be a finite number, got {threshold!r}")
+        return mean_ci95(((self.d <= threshold) == (self.y == 0)).double())
+
+
+def pair_distances(
+    embeddings: torch.Tensor, labels: torch.Tensor, n_pairs: int, seed: int
+) -> PairDistances:
+    """Draw ``n_pairs`` seeded pairs, half similar (:class:`~siamese_lib.pairs.PairSampler`),
+    and measure their distances in ``embeddings`` (one row per image of ``labels``)."""
+    _check_embeddings(embeddings, labels)
+    if isinstance(n_pairs, bool) or not isinstance(n_pairs, numbers.Integral) or n_pairs < 1:
+        raise ValueError(f"n_pairs must be a whole number >= 1, got {n_pairs!r}")
+    i, j, y = PairSampler(labels, seed=seed).sample(n_pairs)
+    d = euclidean(rows(embeddings, i), rows(embeddings, j))
+    return PairDistances(i, j, y.to(d.device), d)  # the sampler's labels are on the CPU
+
+
+@dataclass
+class Verification:
+    """A threshold chosen on validation pairs and the accuracy it gives on test pairs.
+
+    Attributes:
+        threshold: the validation pairs' most accurate threshold (:func:`best_threshold`).
+        accuracy: the test pairs' accuracy at it, with its 95% confidence interval.
+    """
+
+    threshold: float
+    accuracy: Accuracy
+
+
+def verification_accuracy(val: PairDistances, test: PairDistances) -> Verification:
+    """Choose the threshold on ``val``'s pairs, measure it on ``test``'s: the honest
+    verification accuracy (the test pairs never choose their own threshold)."""
+    for pairs in (val, test):
+        if not isinstance(pairs, PairDistances):
+            raise TypeError(f"expected PairDistances (from pair_distances), got a "
+                            f"{type(pairs).__name__}")
+    threshold = best_threshold(val.d, val.y)
+    return Verification(threshold, test.accuracy_at(threshold))
+
+
+@dataclass
+class Calibration:
+    """A verification threshold chosen on every pair of a labelled set.
+
+    Attributes:
+        threshold: the equal-error-rate threshold: as many similar pairs rejected as
+            dissimilar pairs accepted, however unbalanced the pairs are.
+        roc: the ROC curve of the pairs (its ``eer`` and ``auc``).
+        n_pairs: how many pairs it was chosen on.
+        n_similar: how many of them are similar.
+    """
+
+    threshold: float
+    roc: ROC
+    n_pairs: int
+    n_similar: int
+
+
+def calibrate_threshold(embeddings: torch.Tensor, labels: torch.Tensor) -> Calibration:
+    """The equal-error-rate threshold over every pair of a labelled set of embeddings.
+
+    Use other images than the ones you will verify: a threshold chosen on its own pairs
+    flatters itself.
+
+    Raises:
+        ValueError: the embeddings are not (N, d) and finite with one label each, or the set
+            has fewer than 2 classes or no class with 2 images (no similar pair).
+    """
+    _check_embeddings(embeddings, labels)
+    labels = labels.long().to(embeddings.device)
+    n_classes = int(labels.unique().numel())
+    if n_classes < 2 or int(torch.bincount(labels - labels.min()).max()) < 2:
+        raise ValueError(
+            f"calibrating a threshold needs at least 2 classes and a class with at least 2 "
+            f"images; got {n_classes} class(es) and {len(labels)} image(s)"
+        )
+    i, j, y = all_pairs(labels)
+    roc = roc_curve(pairwise_euclidean(embeddings)[i, j], y)
+    return Calibration(roc.eer_threshold, roc, len(y), int((y == 0).sum()))
+
+
+def _check_embeddings(embeddings: torch.Tensor, labels: torch.Tensor) -> None:
+    if not torch.is_tensor(embeddings) or not torch.is_tensor(labels):
+        raise TypeError(f"expected tensors, got {type(embeddings).__name__} and "
+                        f"{type(labels).__name__}")
+    if embeddings.dim() != 2 or labels.shape != (embeddings.shape[0],):
+        raise ValueError(f"expected embeddings (N, d) and labels (N,), got "
+                         f"{tuple(embeddings.shape)} and {tuple(labels.shape)}")
+    if not embeddings.is_floating_point() or not bool(torch.isfinite(embeddings).all()):
+        raise ValueError("the embeddings must be finite floating-point numbers (NaN or inf "
+                         "found, or an integer tensor): embed the images with embed_images")

@@ -1,4 +1,7 @@
-"""Losses that teach an embedding net which images belong together.
+"""Taught in chapter 2, "Siamese networks and the contrastive loss", and chapter 7, "Beyond
+the contrastive loss" (Koch's head, triplets and prototypes, compared by name).
+
+Losses that teach an embedding net which images belong together.
 
 Label convention everywhere in this module (the article's, after Hadsell et al. 2006):
 **Y = 0 means similar (same class), Y = 1 means dissimilar.** Losses that take class
@@ -14,6 +17,9 @@ Two kinds of loss:
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,14 +30,40 @@ from .pairs import check_integer_labels
 
 
 def _check_positive(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # "1" or True: a slip
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     value = float(value)
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive finite number, got {value}")
     return value
 
 
+def _check_whole(name: str, value: int) -> int:
+    """A whole number >= 1 (1.5 would silently become 1, True would become 1)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1:
+        return int(value)
+    raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+
+
+def _check_embeddings(*embeddings: torch.Tensor, labels: torch.Tensor) -> None:
+    """Tensors, floating-point embeddings, and everything on one device."""
+    for x in (*embeddings, labels):
+        if not torch.is_tensor(x):
+            raise TypeError(f"a loss takes tensors, got a {type(x).__name__}: "
+                            "use torch.as_tensor(...)")
+    for e in embeddings:
+        if not e.is_floating_point():
+            raise ValueError(f"embeddings must be floating-point, got {e.dtype}: pass the "
+                             "net's output, not images or indices")
+    devices = {x.device for x in (*embeddings, labels)}
+    if len(devices) > 1:
+        raise ValueError(f"embeddings and labels are on different devices "
+                         f"({', '.join(sorted(map(str, devices)))}): move them to one")
+
+
 def _check_pairs(e1: torch.Tensor, e2: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Check a pair batch: embeddings (N, d) each and pair labels (N,) in {0, 1} -> float labels."""
+    _check_embeddings(e1, e2, labels=y)
     if e1.dim() != 2 or e2.dim() != 2:
         raise ValueError(
             f"expected embeddings (N, d) for both sides of the pairs, got {tuple(e1.shape)} and "
@@ -57,6 +89,7 @@ def _check_pair_labels(y: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def _check_class_labels(embeddings: torch.Tensor, labels: torch.Tensor) -> None:
+    _check_embeddings(embeddings, labels=labels)
     if embeddings.dim() != 2 or labels.shape != (embeddings.shape[0],):
         raise ValueError(
             f"expected embeddings (N, d) and labels (N,), got {tuple(embeddings.shape)} "
@@ -177,6 +210,7 @@ class KochLoss(nn.Module):
 
     def __init__(self, embedding_dim: int) -> None:
         super().__init__()
+        self.embedding_dim = _check_whole("embedding_dim", embedding_dim)
         self.head = nn.Linear(embedding_dim, 1)
 
     def similarity(self, e1: torch.Tensor, e2: torch.Tensor) -> torch.Tensor:
@@ -188,6 +222,9 @@ class KochLoss(nn.Module):
         y = _check_pairs(e1, e2, y)
         if e1.shape != e2.shape:
             squared_euclidean(e1, e2)  # raises the shared shape error
+        if e1.shape[1] != self.embedding_dim:
+            raise ValueError(f"KochLoss(embedding_dim={self.embedding_dim}) got embeddings of "
+                             f"size {e1.shape[1]}: build it with the net's output size")
         return F.binary_cross_entropy_with_logits(self.similarity(e1, e2), 1 - y)
 
 
@@ -255,9 +292,7 @@ class PrototypicalLoss(nn.Module):
 
     def __init__(self, n_support: int = 1, temperature: float = 1.0) -> None:
         super().__init__()
-        if int(n_support) < 1:
-            raise ValueError(f"n_support must be at least 1, got {n_support}")
-        self.n_support = int(n_support)
+        self.n_support = _check_whole("n_support", n_support)
         self.temperature = _check_positive("temperature", temperature)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -310,7 +345,51 @@ def _mean_or_zero(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 PAIR_LOSSES = (ContrastiveLoss, KochLoss)
 BATCH_LOSSES = (BatchContrastiveLoss, TripletLoss, PrototypicalLoss)
 
+#: The losses by the names recipes give them, with the constructor arguments that
+#: rebuild one (read back from the module by :func:`name_and_kwargs`).
+_BY_NAME: dict[str, tuple[Callable[..., nn.Module], tuple[str, ...]]] = {
+    "contrastive": (ContrastiveLoss, ("margin", "reduction")),
+    "batch-contrastive": (BatchContrastiveLoss, ("margin", "reduction")),
+    "koch": (KochLoss, ("embedding_dim",)),
+    "triplet": (TripletLoss, ("margin", "mining")),
+    "prototypical": (PrototypicalLoss, ("n_support", "temperature")),
+    "cross-entropy": (nn.CrossEntropyLoss, ("ignore_index", "reduction", "label_smoothing")),
+}
+#: The names :func:`by_name` knows.
+LOSS_NAMES = tuple(_BY_NAME)
+
+
+def by_name(name: str, **kwargs: Any) -> nn.Module:
+    """The loss called ``name`` (as a recipe names it), built with ``kwargs``.
+
+    Names: "contrastive" (:class:`ContrastiveLoss`), "batch-contrastive"
+    (:class:`BatchContrastiveLoss`), "koch" (:class:`KochLoss`, needs ``embedding_dim``),
+    "triplet" (:class:`TripletLoss`), "prototypical" (:class:`PrototypicalLoss`) and
+    "cross-entropy" (``torch.nn.CrossEntropyLoss``, for a plain classifier).
+
+    Raises:
+        ValueError: an unknown name (the known ones are listed), or arguments the loss
+            does not take or rejects.
+    """
+    if not isinstance(name, str) or name not in _BY_NAME:
+        raise ValueError(f"unknown loss {name!r}; known: {', '.join(LOSS_NAMES)}")
+    cls, _ = _BY_NAME[name]
+    try:
+        return cls(**kwargs)
+    except TypeError as e:  # a misspelt or missing argument: say which loss and what it takes
+        raise ValueError(f"loss {name!r} cannot be built with {kwargs}: {e}") from None
+
+
+def name_and_kwargs(loss_fn: nn.Module) -> tuple[str, dict[str, Any]] | None:
+    """The name and arguments that rebuild ``loss_fn`` with :func:`by_name`, or None for a
+    loss of another kind (one of your own)."""
+    for name, (cls, args) in _BY_NAME.items():
+        if type(loss_fn) is cls:
+            return name, {arg: getattr(loss_fn, arg) for arg in args}
+    return None
+
+
 __all__ = [
     "ContrastiveLoss", "BatchContrastiveLoss", "KochLoss", "TripletLoss", "PrototypicalLoss",
-    "contrastive_loss", "euclidean",
+    "contrastive_loss", "euclidean", "by_name", "name_and_kwargs", "LOSS_NAMES",
 ]

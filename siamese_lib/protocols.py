@@ -19,13 +19,12 @@ from .episodes import EpisodeSampler
 from .evaluate import (
     Accuracy,
     Similarity,
-    best_threshold,
     embed_images,
     lake_runs_accuracy,
-    mean_ci95,
     one_shot_accuracy,
+    pair_distances,
+    verification_accuracy,
 )
-from .pairs import PairSampler, rows
 
 
 @dataclass(frozen=True)
@@ -105,16 +104,11 @@ def _mnist_verification(embedded, similarity, n_episodes, seeds, n_pairs: int = 
     val_labels, e_val = train.labels[50000:], embed_images(embedded.net, train.images[50000:])
     test, e_test = embedded(_mnist_test)  # shared with mnist-10way
 
-    def distances(e: torch.Tensor, labels: torch.Tensor, s: int):
-        i, j, y = PairSampler(labels, seed=s).sample(n_pairs)
-        return (rows(e, i) - rows(e, j)).norm(dim=1), y.to(e.device)  # the sampler's are CPU
-
-    runs = []
-    for seed in seeds:
-        d_val, y_val = distances(e_val, val_labels, seed)
-        threshold = best_threshold(d_val, y_val)
-        d, y = distances(e_test, test.labels, seed + 1)
-        runs.append(mean_ci95(((d <= threshold) == (y == 0)).double()))
+    runs = [
+        verification_accuracy(pair_distances(e_val, val_labels, n_pairs, seed),
+                              pair_distances(e_test, test.labels, n_pairs, seed + 1)).accuracy
+        for seed in seeds
+    ]
     return pool(runs)
 
 

@@ -1,4 +1,7 @@
-"""Named recipes: every model the book uses, defined once and trained at most once.
+"""Taught in chapter 3, "Training a Siamese network on MNIST" (a recipe, its cache key and
+its training run), and used by every chapter after it.
+
+Named recipes: every model the book uses, defined once and trained at most once.
 
 A :class:`Recipe` fixes everything that makes a model: data, network, loss, batches,
 schedule, augmentation and seed. :func:`load_model` trains a recipe the first time it
@@ -28,17 +31,11 @@ from torch import nn
 
 from . import data as datasets
 from .augment import RandomAffine, RandomThickening
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import TrainedNet, load_trained, save_trained
 from .config import cache_dir, seed_everything
 from .episodes import EpisodeSampler
 from .evaluate import embed_images, one_shot_accuracy
-from .losses import (
-    BatchContrastiveLoss,
-    ContrastiveLoss,
-    KochLoss,
-    PrototypicalLoss,
-    TripletLoss,
-)
+from .losses import KochLoss, by_name
 from .nets import Classifier, EmbeddingNet
 from .pairs import class_balanced_batches, pair_batches, rows, to_float
 from .precision import pick_device
@@ -107,7 +104,7 @@ class Recipe:
 
 
 @dataclass
-class TrainedModel:
+class TrainedModel(TrainedNet):
     """A recipe's trained model with what its training measured.
 
     Attributes:
@@ -116,6 +113,9 @@ class TrainedModel:
         loss_fn: the loss module (its head scores pairs for "koch").
         history: losses per step/epoch, validation metric per epoch, times.
         from_cache: whether this call loaded it instead of training it.
+
+    ``similarity`` (Koch's learned head, None for distance models) and ``embedding_net``
+    come from :class:`~siamese_lib.checkpoint.TrainedNet`.
     """
 
     recipe: Recipe
@@ -123,16 +123,6 @@ class TrainedModel:
     loss_fn: nn.Module
     history: History
     from_cache: bool = False
-
-    @property
-    def similarity(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
-        """The learned pair score for "koch" models; None means -D^2 (distance models)."""
-        return self.loss_fn.similarity if isinstance(self.loss_fn, KochLoss) else None
-
-    @property
-    def embedding_net(self) -> nn.Module:
-        """The net that embeds images (the classifier's feature extractor for "cross-entropy")."""
-        return getattr(self.model, "embedding_net", self.model)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Embed images once (see :func:`siamese_lib.evaluate.embed_images`)."""
@@ -179,18 +169,9 @@ def training_data(name: str) -> TrainingData:
 
 
 def _make_loss(recipe: Recipe, embedding_dim: int) -> nn.Module:
-    kw = recipe.loss_kwargs
-    losses: dict[str, Callable[[], nn.Module]] = {
-        "contrastive": lambda: ContrastiveLoss(**kw),
-        "batch-contrastive": lambda: BatchContrastiveLoss(**kw),
-        "koch": lambda: KochLoss(embedding_dim, **kw),
-        "triplet": lambda: TripletLoss(**kw),
-        "prototypical": lambda: PrototypicalLoss(**kw),
-        "cross-entropy": lambda: nn.CrossEntropyLoss(**kw),
-    }
-    if recipe.loss not in losses:
-        raise ValueError(f"unknown loss {recipe.loss!r}; known: {sorted(losses)}")
-    return losses[recipe.loss]()
+    # Koch's head is sized by the net; the other losses take the recipe's arguments only
+    size = {"embedding_dim": embedding_dim} if recipe.loss == "koch" else {}
+    return by_name(recipe.loss, **recipe.loss_kwargs, **size)
 
 
 def _batches(recipe: Recipe, data: TrainingData, device: torch.device) -> Callable[[int], Iterable]:
@@ -304,21 +285,17 @@ def load_model(
             return _load_trained(recipe, path)
         t0 = time.perf_counter()
         trained = train_recipe(recipe, device=device, progress=progress)
-        save_checkpoint(
-            path, trained.model, history=trained.history.to_dict(),
-            loss_state=trained.loss_fn.state_dict(), recipe=asdict(recipe),
-            wall_seconds=time.perf_counter() - t0,
-        )
+        save_trained(path, trained.model, trained.loss_fn, recipe=asdict(recipe),
+                     history=trained.history, wall_seconds=time.perf_counter() - t0)
         return trained
 
 
 def _load_trained(recipe: Recipe, path: Path) -> TrainedModel:
-    model, extra = load_checkpoint(path)
-    in_dim = getattr(model, "embedding_net", model).output_dim
-    loss_fn = _make_loss(recipe, in_dim)
-    loss_fn.load_state_dict(extra["loss_state"])
-    history = History.from_dict(extra["history"])
-    return TrainedModel(recipe, model.eval(), loss_fn.eval(), history, from_cache=True)
+    saved = load_trained(path)
+    if saved.loss_fn is None or saved.history is None:
+        raise ValueError(f"{path} holds a net without its loss or history; delete it to retrain")
+    history = History.from_dict(saved.history)
+    return TrainedModel(recipe, saved.model, saved.loss_fn, history, from_cache=True)
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import save_checkpoint
+from .checkpoint import check_writable, loss_record, save_trained
 from .precision import autocast, pick_device, use_channels_last
 
 
@@ -122,17 +122,27 @@ def fit(
         schedule: "cosine" (short warm-up, then cosine decay to 0) or None (constant).
         device: where to train; by default CUDA, then MPS, then CPU.
         validate: ``model -> metric`` run after every epoch (model in eval mode).
-        checkpoint: path written atomically after every epoch.
+        checkpoint: path written atomically after every epoch with
+            :func:`~siamese_lib.checkpoint.save_trained` (the net, the loss with its
+            trained parameters, the history and the epoch); read it back with
+            :func:`~siamese_lib.checkpoint.load_trained`. Its folder is checked to be
+            writable before the first step.
         progress: show a tqdm progress bar.
         desc: the progress bar's label.
 
     Raises:
         FloatingPointError: the loss became NaN or infinite; says at which step and why.
-        ValueError: an epoch's batches were none, or more than ``steps_per_epoch``.
+        ValueError: an epoch's batches were none, or more than ``steps_per_epoch``; or,
+            with ``checkpoint``, a loss of your own with parameters that a checkpoint
+            could not rebuild (before training).
+        OSError: ``checkpoint``'s folder cannot be written (before training).
         RuntimeError: training collapsed: at the end of an epoch, every embedding of the
             last batch is the same point although its images differ (checked once per
             epoch, on that batch only).
     """
+    if checkpoint is not None:  # found now, not after the first epoch's training
+        check_writable(checkpoint)
+        loss_record(loss_fn)
     device = pick_device(device)
     channels_last = use_channels_last(device)
     model.to(device)
@@ -211,7 +221,7 @@ def fit(
                 model.to(memory_format=torch.channels_last)
             bar.set_postfix(epoch=epoch + 1, val=f"{history.val_metric[-1]:.4f}")
         if checkpoint is not None:
-            save_checkpoint(checkpoint, _unwrap(model), history=history.to_dict(), epoch=epoch + 1)
+            save_trained(checkpoint, _unwrap(model), loss_fn, history=history, epoch=epoch + 1)
     bar.close()
     model.eval()
     if channels_last:

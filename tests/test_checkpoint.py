@@ -11,7 +11,14 @@ import pytest
 import torch
 
 from siamese_lib import checkpoint as ckpt_module
-from siamese_lib.checkpoint import load_checkpoint, save_checkpoint
+from siamese_lib.checkpoint import (
+    check_writable,
+    load_checkpoint,
+    load_trained,
+    save_checkpoint,
+    save_trained,
+)
+from siamese_lib.losses import ContrastiveLoss, KochLoss
 from siamese_lib.nets import Classifier, EmbeddingNet, SiameseNetwork
 from siamese_lib.train import History
 
@@ -230,3 +237,104 @@ def test_missing_file(tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "nothing.pt")
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path)  # a folder is not a checkpoint either
+
+
+# ------------------------------------------------------------------------ trained models
+
+
+def koch_head(seed: int = 0) -> KochLoss:
+    torch.manual_seed(seed)
+    koch = KochLoss(4)
+    with torch.no_grad():
+        koch.head.weight.normal_()  # unlike a fresh head, so a lost state shows
+    return koch
+
+
+def test_save_trained_round_trips_the_loss_recipe_and_history(tmp_path: Path) -> None:
+    net, koch = trained_looking_net(), koch_head()
+    history = History(step_loss=[1.0, 0.5], epoch_loss=[0.75], epoch_seconds=[2.0])
+    recipe = {"name": "toy", "loss": "koch", "data": "mnist"}
+    path = save_trained(tmp_path / "m.pt", net, koch, recipe=recipe, history=history, note="x")
+    loaded = load_trained(path)
+    assert isinstance(loaded.loss_fn, KochLoss) and not loaded.loss_fn.training
+    e1, e2 = torch.randn(3, 4), torch.randn(3, 4)
+    torch.testing.assert_close(loaded.similarity(e1, e2), koch.similarity(e1, e2))
+    assert loaded.recipe == recipe and History.from_dict(loaded.history) == history
+    assert loaded.extra == {"note": "x"} and loaded.embedding_net is loaded.model
+    x = torch.rand(2, 1, 28, 28)
+    torch.testing.assert_close(loaded.model(x), net.eval()(x))
+
+
+def test_distance_model_has_no_similarity(tmp_path: Path) -> None:
+    path = save_trained(tmp_path / "m.pt", trained_looking_net(), ContrastiveLoss(2.0))
+    loaded = load_trained(path)
+    assert loaded.similarity is None and loaded.loss_fn.margin == 2.0
+    assert load_trained(save_checkpoint(tmp_path / "plain.pt", trained_looking_net())).loss_fn is None
+
+
+def test_file_of_the_old_layout_keeps_its_koch_head(tmp_path: Path) -> None:
+    """Before save_trained, recipes and `train --out` stored the head as ``loss_state``."""
+    net, koch = trained_looking_net(), koch_head()
+    path = save_checkpoint(tmp_path / "old.pt", net, loss_state=koch.state_dict(),
+                           recipe={"loss": "koch", "loss_kwargs": {}}, history={})
+    loaded = load_trained(path)
+    e1, e2 = torch.randn(3, 4), torch.randn(3, 4)
+    torch.testing.assert_close(loaded.similarity(e1, e2), koch.similarity(e1, e2))
+
+
+def test_save_trained_refuses_before_writing(tmp_path: Path) -> None:
+    path = save_trained(tmp_path / "m.pt", trained_looking_net(), ContrastiveLoss())
+    before = path.read_bytes()
+
+    class Mine(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+    with pytest.raises(ValueError, match="Mine has trained parameters"):
+        save_trained(path, trained_looking_net(), Mine())
+    with pytest.raises(ValueError, match="extra may not use the names \\['loss'\\]"):
+        save_trained(path, trained_looking_net(), loss="koch")
+    with pytest.raises(ValueError, match="extra\\['when'\\] is a pathlib"):
+        save_trained(path, trained_looking_net(), when=tmp_path)
+    assert path.read_bytes() == before
+
+
+def test_damaged_loss_record_is_reported(tmp_path: Path) -> None:
+    path = save_trained(tmp_path / "m.pt", trained_looking_net(), koch_head())
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["extra"]["loss"]["name"] = "arcface"
+    torch.save(ckpt, path)
+    with pytest.raises(ValueError, match="its loss cannot be rebuilt: unknown loss 'arcface'"):
+        load_trained(path)
+    ckpt["extra"]["loss"] = {"name": "koch", "kwargs": {"embedding_dim": 9}, "state_dict":
+                             koch_head().state_dict()}
+    torch.save(ckpt, path)
+    with pytest.raises(ValueError, match="weights that do not fit"):
+        load_trained(path)
+
+
+def test_check_writable(tmp_path: Path) -> None:
+    assert check_writable(tmp_path / "new" / "m.pt") == tmp_path / "new" / "m.pt"
+    assert (tmp_path / "new").is_dir() and not list((tmp_path / "new").iterdir())
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OSError, match="cannot write a checkpoint in"):
+        check_writable(tmp_path / "file" / "m.pt")
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        check_writable(tmp_path)
+
+
+def test_non_finite_weights_are_refused_and_the_old_file_kept(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "m.pt", trained_looking_net())
+    before = path.read_bytes()
+    diverged = trained_looking_net()
+    with torch.no_grad():
+        diverged.head.weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="EmbeddingNet's head.weight holds NaN or infinite"):
+        save_checkpoint(path, diverged)
+    koch = koch_head()
+    with torch.no_grad():
+        koch.head.bias.fill_(float("inf"))
+    with pytest.raises(ValueError, match="KochLoss's head.bias holds NaN or infinite"):
+        save_trained(path, trained_looking_net(), koch)
+    assert path.read_bytes() == before

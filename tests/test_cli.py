@@ -344,4 +344,93 @@ def test_verify_says_what_is_missing(tmp_path, capsys):
     assert cli.main(["verify", ckpt, a, str(tmp_path / "nope.png")]) == 2
     assert "image not found" in error_line(capsys)
     assert cli.main(["verify", ckpt, a, a, "--calibrate", str(folder)]) == 2
-    assert "--calibrate needs a folder with at least 2 classes" in error_line(capsys)
+    assert "needs at least 2 classes and a class with at least 2 images" in error_line(capsys)
+
+
+def koch_checkpoint_from_fit(path: Path) -> Path:
+    """A tiny Koch model trained two steps with fit(checkpoint=path)."""
+    from siamese_lib.losses import KochLoss
+    from siamese_lib.pairs import pair_batches
+    from siamese_lib.train import fit
+
+    torch.manual_seed(0)
+    images, labels = torch.rand(12, 1, 28, 28), torch.arange(3).repeat_interleave(4)
+    fit(EmbeddingNet(width=8, embedding_dim=4), KochLoss(4),
+        lambda epoch: pair_batches(images, labels, 8, 2, seed=epoch), 1, 2, device="cpu",
+        progress=False, checkpoint=path)
+    return path
+
+
+def test_koch_checkpoint_is_scored_by_its_learned_head(tmp_path, capsys):
+    folder = image_folder(tmp_path / "mine", classes=4, per_class=3)
+    ckpt = str(koch_checkpoint_from_fit(tmp_path / "koch.pt"))
+    argv = ["evaluate", ckpt, "--data", str(folder), "--episodes", "5", "--device", "cpu"]
+    assert cli.main(argv) == 0
+    assert "pairs scored by its learned Koch head" in capsys.readouterr().out
+    a = str(folder / "c0" / "0.png")
+    assert cli.main(["verify", ckpt, a, a, "--device", "cpu"]) == 2
+    assert "learned head (Koch)" in error_line(capsys)  # not a silent Euclidean distance
+
+
+def rewritten_checkpoint(path: Path, change) -> str:
+    """A tiny checkpoint whose stored dict ``change`` has edited."""
+    ckpt = torch.load(tiny_checkpoint(path), weights_only=True)
+    change(ckpt)
+    torch.save(ckpt, path)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        (lambda c: c["config"].update(embedding_dim=8), "weights that do not fit its network"),
+        (lambda c: c["state_dict"].pop(next(iter(c["state_dict"]))), "weights that do not fit"),
+        (lambda c: c["config"].update(colour="red"), "network config that cannot be built"),
+        (lambda c: c["config"].update(name="ResNet"), "network config that cannot be built"),
+    ],
+)
+def test_checkpoint_that_does_not_fit_its_config_is_exit_2(change, fragment, tmp_path, capsys):
+    ckpt = rewritten_checkpoint(tmp_path / "edited.pt", change)
+    folder = image_folder(tmp_path / "mine")
+    assert cli.main(["evaluate", ckpt, "--data", str(folder), "--episodes", "5"]) == 2
+    assert fragment in error_line(capsys)
+
+
+def test_unwritable_out_folder_is_found_before_training(tmp_path, capsys, monkeypatch):
+    from siamese_lib import recipes
+
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("trained before checking --out")
+
+    monkeypatch.setattr(recipes, "load_model", must_not_train)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    argv = ["train", "mnist-contrastive", "--out", str(blocker / "model.pt"), "--no-progress"]
+    assert cli.main(argv) == 2
+    assert "cannot write a checkpoint in" in error_line(capsys)
+    assert cli.main(["train", "mnist-contrastive", "--out", str(tmp_path)]) == 2
+    assert "is a folder" in error_line(capsys)
+
+
+def test_train_out_saves_the_koch_head_and_evaluate_uses_it(tmp_path, capsys, monkeypatch):
+    from siamese_lib import recipes
+    from siamese_lib.config import CACHE_ENV
+    from siamese_lib.train import History
+
+    def train_recipe(recipe, device=None, progress=True):
+        torch.manual_seed(0)
+        return recipes.TrainedModel(recipe, EmbeddingNet(width=8, embedding_dim=4),
+                                    recipes._make_loss(recipe, 4), History(epoch_seconds=[0.1]))
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(recipes, "train_recipe", train_recipe)
+    out = tmp_path / "koch.pt"
+    assert cli.main(["train", "omniglot-koch", "--out", str(out), "--no-progress"]) == 0
+    assert f"saved checkpoint to {out}" in capsys.readouterr().out
+    folder = image_folder(tmp_path / "mine", classes=4, per_class=3)
+    assert cli.main(["evaluate", str(out), "--data", str(folder), "--episodes", "5",
+                     "--device", "cpu"]) == 0
+    assert f"model: checkpoint {out}; pairs scored by its learned Koch head" in capsys.readouterr().out
+    assert cli.main(["evaluate", "omniglot-koch", "--data", str(folder), "--episodes", "5",
+                     "--device", "cpu"]) == 0
+    assert "(from the cache); pairs scored by its learned Koch head" in capsys.readouterr().out

@@ -11,19 +11,24 @@ from hypothesis import strategies as st
 
 from siamese_lib.classifier import predict_classes
 from siamese_lib.data import LakeRun
+from siamese_lib.distances import pairwise_euclidean
 from siamese_lib.episodes import Episodes, EpisodeSampler
 from siamese_lib.evaluate import (
     accuracy_at_threshold,
     best_threshold,
+    calibrate_threshold,
     classify_queries,
     embed_images,
     lake_runs_accuracy,
     mean_ci95,
     one_shot_accuracy,
+    pair_distances,
     roc_curve,
+    verification_accuracy,
 )
 from siamese_lib.losses import KochLoss
 from siamese_lib.nets import EmbeddingNet
+from siamese_lib.pairs import PairSampler, all_pairs
 
 # ---------------------------------------------------------------------------- one-shot
 
@@ -384,3 +389,76 @@ def test_predict_classes_with_a_learned_head_in_chunks(monkeypatch: pytest.Monke
         by_hand = head.similarity(queries[:, None, :], support[None, :, :])
     for c in range(3):
         assert torch.allclose(whole.scores[:, c], by_hand[:, labels == c].amax(1))
+
+
+# ------------------------------------------------------- threshold choice and its accuracy
+
+
+def clustered(n_classes: int = 6, per_class: int = 5, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n_classes).repeat_interleave(per_class)
+    centres = 3 * torch.randn(n_classes, 8, generator=g)
+    return centres[labels] + torch.randn(len(labels), 8, generator=g), labels
+
+
+def test_verification_is_what_the_chapters_computed_by_hand() -> None:
+    """Chapters 4 and 6 and the MNIST protocol each drew pairs, measured D, chose the
+    threshold on validation pairs and scored test pairs; the helpers give the same numbers."""
+    (z_val, l_val), (z_test, l_test) = clustered(seed=1), clustered(seed=2)
+    val, test = pair_distances(z_val, l_val, 200, seed=1), pair_distances(z_test, l_test, 300, seed=2)
+    i, j, y = PairSampler(l_val, seed=1).sample(200)
+    assert torch.equal(val.i, i) and torch.equal(val.j, j) and torch.equal(val.y, y)
+    torch.testing.assert_close(val.d, (z_val[i] - z_val[j]).norm(dim=1))
+    tau = best_threshold(val.d, val.y)
+    result = verification_accuracy(val, test)
+    assert result.threshold == tau
+    by_hand = mean_ci95(((test.d <= tau) == (test.y == 0)).double())
+    assert result.accuracy == by_hand == test.accuracy_at(tau)
+    assert result.accuracy.mean == accuracy_at_threshold(test.d, test.y, tau)
+    assert result.accuracy.n == 300 and 0 < result.accuracy.ci95 < 1
+
+
+def test_calibrate_threshold_is_the_equal_error_rate_of_every_pair() -> None:
+    z, labels = clustered()
+    cal = calibrate_threshold(z, labels)
+    i, j, y = all_pairs(labels)
+    roc = roc_curve(pairwise_euclidean(z)[i, j], y)
+    assert cal.threshold == roc.eer_threshold and cal.roc.auc == roc.auc
+    assert cal.n_pairs == 30 * 29 // 2 and cal.n_similar == 6 * (5 * 4 // 2)
+
+
+@pytest.mark.parametrize(
+    ("embeddings", "labels", "fragment"),
+    [
+        (torch.randn(4, 3), torch.zeros(4), "at least 2 classes"),
+        (torch.randn(3, 3), torch.arange(3), "a class with at least 2 images"),
+        (torch.randn(0, 3), torch.zeros(0), "at least 2 classes"),
+        (torch.randn(4), torch.arange(4), "expected embeddings \\(N, d\\)"),
+        (torch.randn(4, 3), torch.arange(3), "expected embeddings \\(N, d\\) and labels \\(N,\\)"),
+        (torch.tensor([[0.0], [math.nan], [1.0], [2.0]]), torch.tensor([0, 0, 1, 1]), "finite"),
+        (torch.ones(4, 3, dtype=torch.long), torch.tensor([0, 0, 1, 1]), "floating-point"),
+    ],
+)
+def test_calibrate_threshold_says_what_is_wrong(embeddings, labels, fragment) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        calibrate_threshold(embeddings, labels)
+
+
+def test_calibrate_threshold_wants_tensors() -> None:
+    with pytest.raises(TypeError, match="expected tensors, got list and Tensor"):
+        calibrate_threshold([[0.0], [1.0]], torch.tensor([0, 1]))  # type: ignore[arg-type]
+
+
+def test_pair_helpers_say_what_is_wrong() -> None:
+    z, labels = clustered()
+    for n_pairs in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="n_pairs must be a whole number >= 1"):
+            pair_distances(z, labels, n_pairs, seed=0)
+    with pytest.raises(ValueError, match="finite floating-point"):
+        pair_distances(z * math.inf, labels, 10, seed=0)
+    pairs = pair_distances(z, labels, 10, seed=0)
+    for threshold in (math.nan, math.inf, "1"):
+        with pytest.raises(ValueError, match="the threshold must be a finite number"):
+            pairs.accuracy_at(threshold)
+    with pytest.raises(TypeError, match="expected PairDistances"):
+        verification_accuracy(pairs, (pairs.d, pairs.y))

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from siamese_lib.losses import (
+    LOSS_NAMES,
     BatchContrastiveLoss,
     ContrastiveLoss,
     KochLoss,
     PrototypicalLoss,
     TripletLoss,
+    by_name,
+    name_and_kwargs,
 )
 
 
@@ -315,15 +319,17 @@ def test_prototypical_rejects_class_without_query(labels: list[int], n_support: 
         PrototypicalLoss(n_support)(torch.randn(len(labels), 2), torch.tensor(labels))
 
 
-@pytest.mark.parametrize("n_support", [0, -1])
+@pytest.mark.parametrize("n_support", [0, -1, 1.5, True, "2"])
 def test_prototypical_rejects_bad_n_support(n_support: int) -> None:
-    with pytest.raises(ValueError, match="n_support must be at least 1"):
+    with pytest.raises(ValueError, match="n_support must be a whole number >= 1"):
         PrototypicalLoss(n_support)
 
 
 @pytest.mark.parametrize("temperature", [0, -1.0, math.nan, math.inf])
 def test_prototypical_rejects_bad_temperature(temperature: float) -> None:
-    with pytest.raises(ValueError, match="temperature must be a positive finite number"):
+    # the whole message: a fragment also matched when it said "margin must be ..."
+    expected = f"temperature must be a positive finite number, got {float(temperature)}"
+    with pytest.raises(ValueError, match=f"^{re.escape(expected)}$"):
         PrototypicalLoss(1, temperature=temperature)
 
 
@@ -425,3 +431,85 @@ def test_batch_losses_refuse_fractional_class_labels(loss_fn) -> None:
         loss_fn(e, torch.tensor([0.5, 0.7, 0.5, 0.7]))
     integer_valued = loss_fn(e, torch.tensor([0.0, 1.0, 0.0, 1.0]))
     assert integer_valued.item() == pytest.approx(loss_fn(e, torch.tensor([0, 1, 0, 1])).item())
+
+
+# ---------------------------------------------------------------------------------- by name
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "cls"),
+    [
+        ("contrastive", {"margin": 2.0}, ContrastiveLoss),
+        ("batch-contrastive", {"margin": 1.0, "reduction": "nonzero"}, BatchContrastiveLoss),
+        ("koch", {"embedding_dim": 3}, KochLoss),
+        ("triplet", {"margin": 0.5, "mining": "batch_all"}, TripletLoss),
+        ("prototypical", {"n_support": 2, "temperature": 0.5}, PrototypicalLoss),
+        ("cross-entropy", {}, torch.nn.CrossEntropyLoss),
+    ],
+)
+def test_by_name_builds_the_loss_and_names_it_back(name, kwargs, cls) -> None:
+    loss = by_name(name, **kwargs)
+    assert type(loss) is cls
+    got_name, got_kwargs = name_and_kwargs(loss)
+    assert got_name == name and {k: got_kwargs[k] for k in kwargs} == kwargs
+    again = by_name(got_name, **got_kwargs)
+    assert name_and_kwargs(again) == (got_name, got_kwargs)
+    assert set(LOSS_NAMES) >= {name}
+
+
+def test_by_name_says_what_is_wrong() -> None:
+    with pytest.raises(ValueError, match="unknown loss 'arcface'; known: contrastive, "):
+        by_name("arcface")
+    with pytest.raises(ValueError, match="unknown loss 3"):
+        by_name(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="loss 'triplet' cannot be built with {'margn': 1}"):
+        by_name("triplet", margn=1)
+    with pytest.raises(ValueError, match="loss 'koch' cannot be built"):
+        by_name("koch")  # the head needs its size
+
+
+@pytest.mark.parametrize("dim", [0, -1, 2.5, True, "4"])
+def test_koch_rejects_a_bad_embedding_dim(dim) -> None:
+    expected = f"embedding_dim must be a whole number >= 1, got {dim!r}"
+    with pytest.raises(ValueError, match=f"^{re.escape(expected)}$"):
+        KochLoss(dim)
+
+
+def test_a_loss_of_your_own_has_no_name() -> None:
+    assert name_and_kwargs(torch.nn.MSELoss()) is None
+
+
+@pytest.mark.parametrize("margin", ["1", True, None])
+def test_margin_must_be_a_number(margin) -> None:
+    expected = f"margin must be a positive finite number, got {margin!r}"
+    with pytest.raises(ValueError, match=f"^{re.escape(expected)}$"):
+        ContrastiveLoss(margin)
+
+
+PAIR = (torch.randn(4, 3), torch.randn(4, 3), torch.tensor([0, 1, 0, 1]))
+BATCH = (torch.randn(4, 3), torch.tensor([0, 1, 0, 1]))
+
+
+@pytest.mark.parametrize(
+    ("loss", "args", "error", "fragment"),
+    [
+        (ContrastiveLoss(), (PAIR[0].tolist(), PAIR[1], PAIR[2]), TypeError, "got a list"),
+        (TripletLoss(), (BATCH[0], [0, 1, 0, 1]), TypeError, "got a list"),
+        (ContrastiveLoss(), (PAIR[0].long(), PAIR[1].long(), PAIR[2]), ValueError,
+         "embeddings must be floating-point, got torch.int64"),
+        (BatchContrastiveLoss(), (BATCH[0].long(), BATCH[1]), ValueError, "floating-point"),
+        (KochLoss(3), (torch.randn(4, 5), torch.randn(4, 5), PAIR[2]), ValueError,
+         "KochLoss\\(embedding_dim=3\\) got embeddings of size 5"),
+    ],
+)
+def test_losses_say_what_is_wrong_with_their_input(loss, args, error, fragment) -> None:
+    with pytest.raises(error, match=fragment):
+        loss(*args)
+
+
+def test_inputs_on_different_devices_are_named() -> None:
+    e = torch.randn(4, 3, device="meta")  # a second device without a GPU
+    with pytest.raises(ValueError, match="different devices \\(cpu, meta\\)"):
+        ContrastiveLoss()(e, e, PAIR[2])
+    with pytest.raises(ValueError, match="different devices"):
+        PrototypicalLoss()(e, BATCH[1])

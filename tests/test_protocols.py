@@ -62,3 +62,36 @@ def test_protocols_on_one_test_set_embed_it_once() -> None:
              for p in ("omniglot-20way", "omniglot-5way")}
     assert net.images == 3 * n_images  # one pass together, one per protocol apart
     assert together == apart
+
+
+def test_mnist_verification_is_the_threshold_on_held_out_pairs_applied_to_test_pairs() -> None:
+    """The protocol as it was written out by hand before evaluate.verification_accuracy:
+    the same pairs (seeds s and s + 1) and the same threshold."""
+    from siamese_lib.data import load_mnist
+    from siamese_lib.evaluate import best_threshold, embed_images, mean_ci95
+    from siamese_lib.nets import EmbeddingNet
+    from siamese_lib.pairs import PairSampler
+
+    if not (data_root() / "MNIST").exists():
+        pytest.skip("MNIST not found; set SIAMESE_LIB_DATA to the folder of shared/data")
+    torch.manual_seed(0)
+    net = EmbeddingNet(width=8, embedding_dim=4)
+    got = evaluate_protocols(net, ["mnist-verification"], seed=[0, 1])["mnist-verification"]
+    train, test = load_mnist(train=True), load_mnist(train=False)
+    e_val, e_test = embed_images(net, train.images[50000:]), embed_images(net, test.images)
+
+    def distances(e, labels, s):
+        i, j, y = PairSampler(labels, seed=s).sample(10000)
+        return (e[i] - e[j]).norm(dim=1), y
+
+    runs = []
+    for seed in (0, 1):
+        threshold = best_threshold(*distances(e_val, train.labels[50000:], seed))
+        d, y = distances(e_test, test.labels, seed + 1)
+        runs.append(mean_ci95(((d <= threshold) == (y == 0)).double()))
+    expected = pool(runs)
+    assert got.n == expected.n == 20000
+    # the helper measures D with distances.euclidean, the old code with .norm(): they may
+    # differ in the last bit, which moves a pair across the threshold almost never
+    assert got.mean == pytest.approx(expected.mean, abs=1 / 20000)
+    assert got.ci95 == pytest.approx(expected.ci95, rel=1e-3)

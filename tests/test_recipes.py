@@ -130,3 +130,33 @@ def test_recipes_follow_the_budget_of_the_environment() -> None:
     assert out.stdout.strip() == "True", out.stderr
     if recipes.BUDGET_ENV not in __import__("os").environ:
         assert RECIPES == recipes.BOOK_RECIPES
+
+
+def test_a_cached_koch_model_scores_pairs_with_its_trained_head(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+
+    def train_recipe(recipe, device=None, progress=True):
+        torch.manual_seed(0)
+        loss_fn = recipes._make_loss(recipe, 4)
+        with torch.no_grad():
+            loss_fn.head.weight.normal_()  # "trained": unlike a fresh head
+        return recipes.TrainedModel(recipe, EmbeddingNet(width=8, embedding_dim=4), loss_fn,
+                                    History(epoch_seconds=[0.1]))
+
+    monkeypatch.setattr(recipes, "train_recipe", train_recipe)
+    trained = load_model("omniglot-koch", progress=False)
+    loaded = load_model("omniglot-koch", progress=False)
+    assert loaded.from_cache and loaded.history == trained.history
+    e1, e2 = torch.randn(3, 4), torch.randn(3, 4)
+    torch.testing.assert_close(loaded.similarity(e1, e2), trained.similarity(e1, e2))
+    assert loaded.embedding_net is loaded.model and loaded.recipe is RECIPES["omniglot-koch"]
+
+
+def test_make_loss_uses_the_losses_by_name() -> None:
+    from siamese_lib.losses import KochLoss, TripletLoss
+
+    assert isinstance(recipes._make_loss(RECIPES["omniglot-koch"], 7), KochLoss)
+    triplet = recipes._make_loss(RECIPES["omniglot-triplet"], 7)
+    assert isinstance(triplet, TripletLoss) and triplet.mining == "batch_hard"
+    with pytest.raises(ValueError, match="unknown loss 'arcface'"):
+        recipes._make_loss(replace(RECIPES["omniglot-triplet"], loss="arcface"), 7)

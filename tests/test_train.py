@@ -237,3 +237,47 @@ def test_bfloat16_training_is_reproducible_and_learns(monkeypatch: pytest.Monkey
     second = run_pairs(tiny(), ContrastiveLoss(1.0))
     assert first.step_loss == second.step_loss
     assert first.epoch_loss[-1] < first.epoch_loss[0]
+
+
+def test_koch_checkpoint_keeps_the_learned_head(tmp_path: Path) -> None:
+    """fit(checkpoint=) saved the net alone: a Koch model came back without its head, and
+    the CLI then scored it by Euclidean distance."""
+    from siamese_lib.checkpoint import load_trained
+
+    net, koch, path = tiny(), KochLoss(4), tmp_path / "koch.pt"
+    run_pairs(net, koch, epochs=1, steps=4, checkpoint=path)
+    loaded = load_trained(path)
+    assert loaded.similarity is not None, "a Koch model must be scored by its learned head"
+    e1, e2 = torch.randn(5, 4), torch.randn(5, 4)
+    torch.testing.assert_close(loaded.similarity(e1, e2), koch.cpu().similarity(e1, e2))
+    assert loaded.extra["epoch"] == 1 and len(loaded.history["step_loss"]) == 4
+
+
+def test_unwritable_checkpoint_folder_is_found_before_training(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    drawn: list[int] = []
+
+    def batches(epoch: int):
+        drawn.append(epoch)
+        return pair_source(*separable_data(), 2)(epoch)
+
+    with pytest.raises(OSError) as raised:
+        fit(tiny(), ContrastiveLoss(1.0), batches, 1, 2, device="cpu", progress=False,
+            checkpoint=blocker / "net.pt")
+    assert drawn == [], "the folder must be checked before the first epoch"
+    assert "cannot write a checkpoint in" in str(raised.value)
+
+
+def test_loss_of_your_own_with_parameters_is_refused_before_training(tmp_path: Path) -> None:
+    class Scaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(()))
+
+        def forward(self, e1, e2, y):
+            return self.scale * ContrastiveLoss(1.0)(e1, e2, y)
+
+    with pytest.raises(ValueError, match="Scaled has trained parameters"):
+        run_pairs(tiny(), Scaled(), epochs=1, steps=2, checkpoint=tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()
