@@ -18,7 +18,8 @@ from torch import nn
 from .config import pick_device
 from .distances import pairwise_euclidean, pairwise_squared_euclidean
 from .episodes import Episodes, EpisodeSampler
-from .pairs import rows, to_float
+from .imageset import gather as rows
+from .pairs import to_float
 from .train import autocast, use_channels_last
 from .train import embed as _embed_batch
 

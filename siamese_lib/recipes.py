@@ -32,6 +32,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import cache_dir, pick_device, seed_everything
 from .episodes import EpisodeSampler
 from .evaluate import embed_images, one_shot_accuracy
+from .imageset import gather as rows
 from .losses import (
     BatchContrastiveLoss,
     ContrastiveLoss,
@@ -40,7 +41,7 @@ from .losses import (
     TripletLoss,
 )
 from .nets import Classifier, EmbeddingNet
-from .pairs import class_balanced_batches, pair_batches, rows, to_float
+from .pairs import class_balanced_batches, pair_batches, to_float
 from .train import History, fit
 
 # 2: nets run in bfloat16 on CPUs that have it (see train.autocast_dtype)
@@ -155,17 +156,16 @@ class TrainingData:
 def training_data(name: str) -> TrainingData:
     """The training and validation split of a recipe's data set."""
     if name == "mnist":
-        train = datasets.load_mnist(train=True)
-        # the last 10,000 training digits are held out for validation
-        return TrainingData(train.images[:50000], train.labels[:50000],
-                            train.images[50000:], train.labels[50000:], 10)
+        train, val = datasets.load_dataset("mnist-train"), datasets.load_dataset("mnist-validation")
+        return TrainingData(train.images, train.labels, val.images, val.labels, 10)
     if name == "omniglot-background":
         bg = datasets.load_omniglot("background")
         held_out = bg.groups >= bg.groups.max() - 3  # the last 4 background alphabets validate
         return TrainingData(bg.images[~held_out], bg.labels[~held_out],
                             bg.images[held_out], bg.labels[held_out], bg.num_classes)
     if name == "omniglot-vinyals":
-        train, val = datasets.load_omniglot_vinyals("train"), datasets.load_omniglot_vinyals("val")
+        train = datasets.load_dataset("omniglot-vinyals-train")
+        val = datasets.load_dataset("omniglot-vinyals-val")
         return TrainingData(train.images, train.labels, val.images, val.labels, train.num_classes)
     if name == "att-faces":
         faces = datasets.load_att_faces("training")
