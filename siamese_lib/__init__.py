@@ -9,6 +9,7 @@ neither Jupyter nor a display: matplotlib and ipywidgets load only in ``plots`` 
 from .augment import RandomAffine
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import cache_dir, data_root, pick_device, seed_everything
+from .data import load_dataset
 from .distances import euclidean, pairwise_euclidean
 from .episodes import Episodes, EpisodeSampler, split_episode
 from .evaluate import (
@@ -21,6 +22,8 @@ from .evaluate import (
     predict_classes,
     roc_curve,
 )
+from .folders import image_files, load_image_folder, load_images
+from .imageset import ImageSet
 from .losses import (
     BatchContrastiveLoss,
     ContrastiveLoss,
@@ -43,4 +46,5 @@ __all__ = [
     "lake_runs_accuracy", "load_checkpoint", "one_shot_accuracy", "pair_batches",
     "pairwise_euclidean", "pick_device", "predict_classes", "roc_curve", "save_checkpoint", "seed_everything",
     "split_episode",
+    "ImageSet", "image_files", "load_dataset", "load_image_folder", "load_images",
 ]

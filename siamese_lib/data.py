@@ -34,22 +34,10 @@ from PIL import Image
 from . import download as downloads
 from .config import cache_dir, data_root, relative_root_note
 from .files import atomic_write
-from .folders import (
-    class_folders,
-    decode_image,
-    image_files,
-    load_image_folder,
-    load_images,
-    natural_key,
-)
+from .folders import class_folders, decode_image, load_images, natural_key
+from .folders import image_files as image_files  # re-exported: it was defined here
+from .folders import load_image_folder as load_image_folder  # re-exported, as image_files
 from .imageset import ImageSet, LakeRun, indices_by_label
-
-__all__ = [
-    "ATT_SPLITS", "DATASETS", "EVALUATION_SETS", "MNIST_FILES", "MNIST_TRAIN_SIZE",
-    "OMNIGLOT_SUBSETS", "VINYALS_SPLITS", "ImageSet", "LakeRun", "NamedDataSet", "image_files",
-    "load_att_faces", "load_dataset", "load_image_folder", "load_images", "load_lake_runs",
-    "load_mnist", "load_omniglot", "load_omniglot_vinyals",
-]
 
 OMNIGLOT_SUBSETS = ("background", "evaluation")
 VINYALS_SPLITS = ("train", "val", "test", "trainval")

@@ -12,6 +12,7 @@ JPEGs are turned upright by their EXIF orientation.
 from __future__ import annotations
 
 import io
+import numbers
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -147,11 +148,11 @@ def load_images(
 
 
 def _height_width(size: int | tuple[int, int]) -> tuple[int, int]:
-    hw = (size, size) if isinstance(size, int) else tuple(size)
-    if len(hw) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1
-                               for s in hw):
+    hw = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+    if len(hw) != 2 or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool)
+                               and s >= 1 for s in hw):
         raise ValueError(f"size must be a positive whole number or (height, width), got {size!r}")
-    return hw
+    return int(hw[0]), int(hw[1])
 
 
 def load_image_folder(

@@ -7,11 +7,14 @@ own data root use an isolated cache so nothing keyed by a temporary path is left
 
 from __future__ import annotations
 
+import hashlib
+import io
 import re
 import shutil
 import socket
 import time
 import urllib.error
+import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -24,7 +27,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from siamese_lib import data
+from siamese_lib import cli, data, download
 from siamese_lib.config import CACHE_ENV, data_root
 
 SMALL_ALPHABET = "Ojibwe_(Canadian_Aboriginal_Syllabics)"  # 14 characters, 280 images
@@ -296,24 +299,40 @@ def test_omniglot_missing_folder_is_named(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_omniglot_failed_download_is_bounded_and_explained(
+def test_omniglot_failed_download_is_explained_without_a_process_wide_timeout(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls = []
+    asked = []
 
-    def offline(root: str, background: bool, download: bool) -> None:
-        calls.append((root, background, download, socket.getdefaulttimeout()))
+    def offline(url: str, timeout: float = 0.0) -> bytes:
+        asked.append((url, timeout))
         raise urllib.error.URLError("network is unreachable")
 
-    monkeypatch.setattr(torchvision.datasets, "Omniglot", offline)
-    before = socket.getdefaulttimeout()
+    def forbidden(seconds: float | None) -> None:  # used to bound torchvision's download
+        raise AssertionError("socket.setdefaulttimeout changes every thread's sockets")
+
+    monkeypatch.setattr(download, "fetch_bytes", offline)
+    monkeypatch.setattr(socket, "setdefaulttimeout", forbidden)
     with pytest.raises(FileNotFoundError, match="network is unreachable") as info:
         data.load_omniglot("background", root=tmp_path)
     assert str(tmp_path / "omniglot-py" / "images_background") in str(info.value)
-    ((root, background, download, timeout),) = calls
-    assert (root, background, download) == (str(tmp_path), True, True)
-    assert timeout is not None and 0 < timeout <= 60
-    assert socket.getdefaulttimeout() == before
+    assert [url for url, _ in asked] == [download.OMNIGLOT_URL.format(subset="background")]
+
+
+def test_omniglot_is_downloaded_checked_and_unpacked_when_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_cache: Path
+) -> None:
+    source = need("omniglot-py", "images_background", SMALL_ALPHABET)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for png in sorted(source.rglob("*.png")):
+            archive.write(png, f"images_background/{png.relative_to(source.parent)}")
+    body = buffer.getvalue()
+    url = download.OMNIGLOT_URL.format(subset="background")
+    monkeypatch.setattr(download, "fetch_bytes", lambda u, timeout=0.0: {url: body}[u])
+    monkeypatch.setitem(download.OMNIGLOT_MD5, "background", hashlib.md5(body).hexdigest())
+    ds = data.load_omniglot("background", root=tmp_path)
+    assert ds.group_names == [SMALL_ALPHABET] and len(ds) == 280
 
 
 def test_broken_png_is_named(small_root: Path, isolated_cache: Path) -> None:
@@ -446,7 +465,6 @@ def test_att_faces_missing_folder_is_named(tmp_path: Path) -> None:
 
 
 def test_mnist_missing_offline_names_the_folder(tmp_path, monkeypatch):
-    import torchvision
 
     def offline(self):
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz: no network")
@@ -542,3 +560,105 @@ def test_the_faces_folder_loads_like_load_att_faces() -> None:
     folder = need("att_faces", "testing")
     assert torch.equal(data.load_image_folder(folder, size=100).images,
                        data.load_att_faces("testing", download=False).images)
+
+
+# ---------------------------------------------------------------------------------------
+# Caches that cannot be written, archives that cannot be read
+
+
+def test_omniglot_loads_in_memory_when_the_cache_cannot_be_created(
+    small_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("the cache folder would have to be inside this file")
+    monkeypatch.setenv(CACHE_ENV, str(blocker / "cache"))  # fails even for root
+    ds = data.load_omniglot("background", root=small_root)
+    assert len(ds) == 280
+
+
+def test_omniglot_loads_in_memory_from_a_read_only_cache(
+    small_root: Path, isolated_cache: Path
+) -> None:
+    folder = isolated_cache / "data"
+    folder.mkdir(parents=True)
+    folder.chmod(0o555)  # root could write it anyway: the permission bits are what count
+    try:
+        ds = data.load_omniglot("background", root=small_root)
+        assert len(ds) == 280 and list(folder.iterdir()) == []
+    finally:
+        folder.chmod(0o755)
+
+
+def lake_root(tmp_path: Path, body: bytes) -> Path:
+    path = tmp_path / "data" / "omniglot-official-small" / "all_runs.zip"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(body)
+    return path
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped"])
+def test_a_corrupt_lake_zip_is_a_clear_oserror(damage: str, tmp_path: Path) -> None:
+    real = need("omniglot-official-small", "all_runs.zip").read_bytes()
+    if damage == "truncated":
+        body = real[: len(real) // 2]
+    else:  # the archive's directory is intact but a member's bytes are not
+        middle = len(real) // 3
+        body = real[:middle] + bytes(b ^ 0xFF for b in real[middle : middle + 4096]) + \
+            real[middle + 4096 :]
+    path = lake_root(tmp_path, body)
+    with pytest.raises(OSError, match="truncated or corrupt") as info:
+        data.load_lake_runs(root=path.parents[1])
+    assert str(path) in str(info.value) and "Delete it" in str(info.value)
+
+
+def test_evaluate_on_a_corrupt_lake_zip_is_exit_2_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from siamese_lib.checkpoint import save_checkpoint
+    from siamese_lib.nets import EmbeddingNet
+
+    path = lake_root(tmp_path, b"PK\x03\x04 not really a zip")
+    monkeypatch.setenv("SIAMESE_LIB_DATA", str(path.parents[1]))
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "tiny.pt", EmbeddingNet(width=8, embedding_dim=4))
+    assert cli.main(["evaluate", str(ckpt), "--data", "lake-runs"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err
+
+
+# ---------------------------------------------------------------------------------------
+# Named data sets
+
+
+def test_the_mnist_split_is_the_first_50000_and_the_last_10000() -> None:
+    need("MNIST", "raw")
+    full = data.load_mnist(train=True)
+    train, val = data.load_dataset("mnist-train"), data.load_dataset("mnist-validation")
+    assert len(train) == data.MNIST_TRAIN_SIZE == 50000 and len(val) == 10000
+    assert torch.equal(train.images, full.images[:50000])
+    assert torch.equal(val.labels, full.labels[50000:])
+    assert train.classes == val.classes == [str(d) for d in range(10)]
+
+
+def test_named_sets_load_at_the_size_asked_for(small_root: Path) -> None:
+    need("omniglot-py", "images_evaluation")
+    assert data.load_dataset("omniglot-evaluation", 20).images.shape[-2:] == (20, 20)
+    assert data.load_dataset("att-faces-testing", 50).images.shape[-2:] == (50, 50)
+
+
+def test_the_cli_offers_the_registry_evaluation_sets() -> None:
+    assert cli.EVAL_DATA == (*data.EVALUATION_SETS, "lake-runs")
+    assert set(data.EVALUATION_SETS) == {"omniglot-evaluation", "omniglot-vinyals-test",
+                                         "mnist-test"}
+    assert set(cli._DEFAULT_DATA.values()) <= set(data.DATASETS)
+
+
+@pytest.mark.parametrize("name, size, error, fragment", [
+    ("mnist", None, KeyError, "known: mnist-train"),
+    ("mnist-test", 32, ValueError, "28x28"),
+    ("omniglot-evaluation", 0, ValueError, "size must be"),
+    ("omniglot-evaluation", 2.5, ValueError, "size must be"),
+])
+def test_load_dataset_refuses_unknown_names_and_sizes(name, size, error, fragment) -> None:
+    with pytest.raises(error, match=fragment):
+        data.load_dataset(name, size)
