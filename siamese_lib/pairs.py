@@ -99,7 +99,7 @@ class ClassIndex:
         return self.pick(cls, (u * gather(self.count, cls)).long())
 
     def distinct_members(self, cls: torch.Tensor, m: int, g: torch.Generator) -> torch.Tensor:
-        """m different images of each class in ``cls`` (any shape) -> indices (*cls.shape, m)."""
+        """m different images of each class in ``cls`` (any shape) -> indices ``(*cls.shape, m)``."""
         sizes = gather(self.count, cls)
         if int(sizes.max()) * sizes.numel() <= 2**22:
             return self.pick(cls[..., None], _smallest_keys(sizes, m, g))
