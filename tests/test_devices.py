@@ -38,9 +38,10 @@ from siamese_lib.evaluate import (
     predict_classes,
     roc_curve,
 )
+from siamese_lib.imageset import gather as rows
 from siamese_lib.losses import KochLoss
 from siamese_lib.nets import Classifier, EmbeddingNet, ShiftAveraged, SiameseNetwork
-from siamese_lib.pairs import all_pairs, class_balanced_batches, pair_batches, rows
+from siamese_lib.pairs import all_pairs, class_balanced_batches, pair_batches
 from siamese_lib.protocols import evaluate_protocols
 from siamese_lib.recipes import RECIPES, TrainingData, _validator
 
