@@ -183,6 +183,7 @@ def load_omniglot(
         OSError: an image file cannot be decoded (the message names the file).
     """
     _check_choice("subset", subset, (*OMNIGLOT_SUBSETS, "all"))
+    _check_side(size)
     if subset == "all":
         return _concat([load_omniglot(s, size, root, download) for s in OMNIGLOT_SUBSETS])
     folder = _ensure_omniglot(data_root(root), subset, download)
@@ -272,6 +273,7 @@ def load_omniglot_vinyals(
         ValueError: a line is malformed or names a character that does not exist.
     """
     _check_choice("split", split, VINYALS_SPLITS)
+    _check_side(size)
     path = data_root(root) / "omniglot-splits" / "vinyals" / f"{split}.txt"
     lines = _read_vinyals_split(downloads.ensure_file(
         path, downloads.VINYALS_URL.format(split=split), download,
@@ -332,6 +334,7 @@ def load_lake_runs(
         FileNotFoundError: the zip is missing and could not be downloaded.
         OSError: the zip is truncated or corrupt (the message names it and says what to do).
     """
+    _check_side(size)
     path = data_root(root) / "omniglot-official-small" / "all_runs.zip"
     downloads.ensure_file(
         path, downloads.LAKE_RUNS_URL, download,
@@ -532,8 +535,8 @@ def load_dataset(name: str, size: int | None = None) -> ImageSet:
     """
     if name not in DATASETS:
         raise KeyError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-        raise ValueError(f"size must be a whole number of pixels >= 1, got {size!r}")
+    if size is not None:
+        _check_side(size)
     return DATASETS[name].load(size)
 
 
@@ -602,6 +605,11 @@ def _concat(parts: Sequence[ImageSet]) -> ImageSet:
         group_names=[g for p in parts for g in p.group_names] if has_groups else None,
         drawers=torch.cat([p.drawers for p in parts]) if has_drawers else None,
     )
+
+
+def _check_side(size: int) -> None:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be a whole number of pixels >= 1, got {size!r}")
 
 
 def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:

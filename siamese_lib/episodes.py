@@ -1,5 +1,6 @@
 """N-way K-shot episodes: the test of one-shot learning.
 
+Taught in chapter 1 (Standard vs one-shot classification), which defines an episode.
 An episode picks N classes the model never trained on, shows it K labelled images
 of each (the support set) and asks it to name Q more images of each (the queries).
 :class:`EpisodeSampler` draws episodes from any labelled set; like easyfsl's

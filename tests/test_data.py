@@ -662,3 +662,12 @@ def test_the_cli_offers_the_registry_evaluation_sets() -> None:
 def test_load_dataset_refuses_unknown_names_and_sizes(name, size, error, fragment) -> None:
     with pytest.raises(error, match=fragment):
         data.load_dataset(name, size)
+
+
+@pytest.mark.parametrize("size", [0, -1, 2.5, "28", True])
+def test_glyph_loaders_refuse_a_bad_size_before_reading(size, tmp_path: Path) -> None:
+    # used to surface from PIL, once per file, as "cannot read image ...: height and width
+    # must be > 0" (or a TypeError)
+    for load in (data.load_omniglot, data.load_omniglot_vinyals, data.load_lake_runs):
+        with pytest.raises(ValueError, match="size must be a whole number"):
+            load(size=size, root=tmp_path)
