@@ -22,10 +22,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from hypothesis import given
-from hypothesis import strategies as st
 from PIL import Image
-from torch.utils.data import DataLoader
 
 from siamese_lib import cli, data, download
 from siamese_lib.config import CACHE_ENV, data_root
@@ -81,76 +78,6 @@ def small_root(tmp_path: Path, isolated_cache: Path) -> Path:
 def background28() -> data.ImageSet:
     need("omniglot-py", "images_background")
     return data.load_omniglot("background", 28)
-
-
-# ---------------------------------------------------------------------------------------
-# ImageSet
-
-
-def toy() -> data.ImageSet:
-    return data.ImageSet(
-        images=torch.arange(24, dtype=torch.uint8).reshape(6, 1, 2, 2),
-        labels=torch.tensor([0, 0, 1, 2, 2, 3]),
-        classes=["a", "b", "c", "d"],
-        groups=torch.tensor([0, 0, 0, 1, 1, 1]),
-        group_names=["g0", "g1"],
-        drawers=torch.tensor([1, 2, 1, 2, 1, 2]),
-    )
-
-
-def test_getitem_gives_unit_floats_and_works_with_a_dataloader() -> None:
-    ds = toy()
-    image, label = ds[5]
-    assert image.dtype == torch.float32 and image.shape == (1, 2, 2)
-    assert torch.allclose(image, torch.tensor([[[20.0, 21.0], [22.0, 23.0]]]) / 255)
-    assert label == 3 and isinstance(label, int)
-    images, labels = next(iter(DataLoader(ds, batch_size=4)))
-    assert images.shape == (4, 1, 2, 2)
-    assert labels.tolist() == [0, 0, 1, 2]
-    assert len(ds) == 6 and ds.num_classes == 4
-
-
-def test_float_scales_all_images() -> None:
-    ds = toy()
-    x = ds.float()
-    assert x.dtype == torch.float32 and x.shape == ds.images.shape
-    assert x.max() == pytest.approx(23 / 255)
-    assert ds.images.dtype == torch.uint8  # not modified in place
-
-
-def test_subset_relabels_densely_and_drops_unused_names() -> None:
-    sub = toy().subset([3, 4, 5])
-    assert sub.classes == ["c", "d"] and sub.labels.tolist() == [0, 0, 1]
-    assert sub.group_names == ["g1"] and sub.groups.tolist() == [0, 0, 0]
-    assert sub.drawers.tolist() == [2, 1, 2]
-    assert torch.equal(sub.images, toy().images[3:])
-    masked = toy().subset(torch.tensor([False, True, True, False, False, True]))
-    assert masked.classes == ["a", "b", "d"] and masked.labels.tolist() == [0, 1, 2]
-
-
-@given(st.lists(st.booleans(), min_size=6, max_size=6))
-def test_subset_keeps_every_examples_names(mask: list[bool]) -> None:
-    ds = toy()
-    sub = ds.subset(mask)
-    kept = [i for i, keep in enumerate(mask) if keep]
-    assert [sub.classes[i] for i in sub.labels] == [ds.classes[ds.labels[i]] for i in kept]
-    assert [sub.group_names[i] for i in sub.groups] == [ds.group_names[ds.groups[i]] for i in kept]
-    assert sorted(set(sub.labels.tolist())) == list(range(sub.num_classes))
-    assert torch.equal(sub.images, ds.images[kept])
-
-
-def test_imageset_rejects_inconsistent_fields() -> None:
-    ds = toy()
-    with pytest.raises(ValueError, match="uint8"):
-        data.ImageSet(ds.images.float(), ds.labels, ds.classes)
-    with pytest.raises(ValueError, match="labels"):
-        data.ImageSet(ds.images, ds.labels, ds.classes[:3])
-    with pytest.raises(ValueError, match="shape"):
-        data.ImageSet(ds.images, ds.labels[:5], ds.classes)
-    with pytest.raises(ValueError, match="together"):
-        data.ImageSet(ds.images, ds.labels, ds.classes, groups=ds.groups)
-    with pytest.raises(ValueError, match="mask"):
-        ds.subset([True, False])
 
 
 # ---------------------------------------------------------------------------------------
@@ -472,94 +399,6 @@ def test_mnist_missing_offline_names_the_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(torchvision.datasets.MNIST, "download", offline)
     with pytest.raises(FileNotFoundError, match=r"MNIST is not in .*MNIST/raw.*SIAMESE_LIB_DATA"):
         data.load_mnist(root=tmp_path)
-
-
-# ------------------------------------------------------------------- your own image folders
-
-
-def _write(path: Path, array: np.ndarray) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path)
-    return path
-
-
-def _grey(value: int, shape: tuple[int, int] = (40, 30)) -> np.ndarray:
-    return np.full(shape, value, dtype=np.uint8)
-
-
-def test_load_image_folder_reads_classes_in_natural_order(tmp_path: Path) -> None:
-    _write(tmp_path / "s10" / "1.png", _grey(10))
-    _write(tmp_path / "s2" / "b.jpg", _grey(200))
-    _write(tmp_path / "s2" / "a.png", _grey(20))
-    (tmp_path / "s2" / "notes.txt").write_text("not an image")
-    (tmp_path / ".ipynb_checkpoints").mkdir()
-    _write(tmp_path / "s2" / ".hidden.png", _grey(99))
-
-    images = data.load_image_folder(tmp_path, size=(12, 8))
-
-    assert images.classes == ["s2", "s10"]
-    assert images.labels.tolist() == [0, 0, 1]
-    assert images.images.shape == (3, 1, 12, 8)
-    assert images.images.dtype == torch.uint8
-    # a.png before b.jpg; a constant image stays constant through resizing (JPEG: nearly)
-    assert images.images[0].unique().tolist() == [20]
-    assert abs(int(images.images[1].float().mean()) - 200) <= 2
-    assert images.images[2].unique().tolist() == [10]
-
-
-def test_load_image_folder_inverts_and_reads_rgb(tmp_path: Path) -> None:
-    rgb = np.zeros((6, 6, 3), dtype=np.uint8)
-    rgb[..., 0] = 255  # pure red
-    _write(tmp_path / "red" / "1.png", rgb)
-
-    grey = data.load_image_folder(tmp_path, size=6, invert=True)
-    colour = data.load_image_folder(tmp_path, size=6, channels=3)
-
-    red_as_grey = round(0.299 * 255)  # ITU-R 601-2 luma, as Pillow's "L" conversion
-    assert grey.images.unique().tolist() == [255 - red_as_grey]
-    assert colour.images.shape == (1, 3, 6, 6)
-    assert colour.images[0, :, 0, 0].tolist() == [255, 0, 0]
-
-
-def test_load_images_matches_the_folder_loader(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
-    paths = [_write(tmp_path / "c" / f"{i}.png", rng.integers(0, 256, (20, 20), dtype=np.uint8))
-             for i in range(3)]
-    assert torch.equal(data.load_images(paths, size=20), data.load_image_folder(tmp_path, 20).images)
-    assert torch.equal(data.load_images(paths[:1], size=20)[0, 0],
-                       torch.from_numpy(np.array(Image.open(paths[0]))))
-
-
-def test_load_image_folder_says_what_is_wrong(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="image folder not found"):
-        data.load_image_folder(tmp_path / "nowhere")
-    _write(tmp_path / "flat.png", _grey(0))
-    with pytest.raises(FileNotFoundError, match="no class subfolders: put the images"):
-        data.load_image_folder(tmp_path)
-    _write(tmp_path / "alice" / "1.png", _grey(0))
-    (tmp_path / "bob").mkdir()
-    (tmp_path / "bob" / "readme.txt").write_text("x")
-    with pytest.raises(FileNotFoundError, match=r"class folder\(s\) bob .* hold no image"):
-        data.load_image_folder(tmp_path)
-    (tmp_path / "bob" / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(OSError, match="cannot read image .*broken.png"):
-        data.load_image_folder(tmp_path)
-
-
-def test_load_images_rejects_bad_arguments(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no image files"):
-        data.load_images([])
-    path = _write(tmp_path / "a.png", _grey(0))
-    with pytest.raises(ValueError, match="channels must be 1 .* or 3"):
-        data.load_images([path], channels=2)
-    with pytest.raises(OSError, match="cannot read image .*missing.png"):
-        data.load_images([tmp_path / "missing.png"])
-
-
-def test_the_faces_folder_loads_like_load_att_faces() -> None:
-    folder = need("att_faces", "testing")
-    assert torch.equal(data.load_image_folder(folder, size=100).images,
-                       data.load_att_faces("testing", download=False).images)
 
 
 # ---------------------------------------------------------------------------------------

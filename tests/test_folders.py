@@ -9,7 +9,17 @@ import pytest
 import torch
 from PIL import Image
 
-from siamese_lib.folders import load_image_folder, load_images
+from siamese_lib import data
+from siamese_lib.config import data_root
+from siamese_lib.folders import image_files, load_image_folder, load_images
+
+
+def need(*parts: str) -> Path:
+    """The path under the data root, or skip the test if it is not there."""
+    path = data_root().joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not found; set SIAMESE_LIB_DATA to the folder of shared/data")
+    return path
 
 
 def save(image: Image.Image, path: Path, **options) -> Path:
@@ -28,9 +38,10 @@ def ink_on_transparent(mode: str) -> Image.Image:
 
 def test_top_level_names() -> None:
     import siamese_lib
-    from siamese_lib import ImageSet, image_files, load_image_folder, load_images  # noqa: F401
+    from siamese_lib import ImageSet, load_images  # noqa: F401
 
     assert siamese_lib.load_image_folder is load_image_folder
+    assert siamese_lib.image_files is image_files and data.image_files is image_files
 
 
 def test_a_16_bit_grey_png_keeps_its_grey_levels(tmp_path: Path) -> None:
@@ -121,3 +132,91 @@ def test_a_file_instead_of_a_folder_is_named(tmp_path: Path) -> None:
     path = save(Image.new("L", (4, 4)), tmp_path / "x.png")
     with pytest.raises(FileNotFoundError, match="it is a file, not a folder"):
         load_image_folder(path)
+
+
+# ------------------------------------------------------------------- your own image folders
+
+
+def _write(path: Path, array: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return path
+
+
+def _grey(value: int, shape: tuple[int, int] = (40, 30)) -> np.ndarray:
+    return np.full(shape, value, dtype=np.uint8)
+
+
+def test_load_image_folder_reads_classes_in_natural_order(tmp_path: Path) -> None:
+    _write(tmp_path / "s10" / "1.png", _grey(10))
+    _write(tmp_path / "s2" / "b.jpg", _grey(200))
+    _write(tmp_path / "s2" / "a.png", _grey(20))
+    (tmp_path / "s2" / "notes.txt").write_text("not an image")
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    _write(tmp_path / "s2" / ".hidden.png", _grey(99))
+
+    images = load_image_folder(tmp_path, size=(12, 8))
+
+    assert images.classes == ["s2", "s10"]
+    assert images.labels.tolist() == [0, 0, 1]
+    assert images.images.shape == (3, 1, 12, 8)
+    assert images.images.dtype == torch.uint8
+    # a.png before b.jpg; a constant image stays constant through resizing (JPEG: nearly)
+    assert images.images[0].unique().tolist() == [20]
+    assert abs(int(images.images[1].float().mean()) - 200) <= 2
+    assert images.images[2].unique().tolist() == [10]
+
+
+def test_load_image_folder_inverts_and_reads_rgb(tmp_path: Path) -> None:
+    rgb = np.zeros((6, 6, 3), dtype=np.uint8)
+    rgb[..., 0] = 255  # pure red
+    _write(tmp_path / "red" / "1.png", rgb)
+
+    grey = load_image_folder(tmp_path, size=6, invert=True)
+    colour = load_image_folder(tmp_path, size=6, channels=3)
+
+    red_as_grey = round(0.299 * 255)  # ITU-R 601-2 luma, as Pillow's "L" conversion
+    assert grey.images.unique().tolist() == [255 - red_as_grey]
+    assert colour.images.shape == (1, 3, 6, 6)
+    assert colour.images[0, :, 0, 0].tolist() == [255, 0, 0]
+
+
+def test_load_images_matches_the_folder_loader(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    paths = [_write(tmp_path / "c" / f"{i}.png", rng.integers(0, 256, (20, 20), dtype=np.uint8))
+             for i in range(3)]
+    assert torch.equal(load_images(paths, size=20), load_image_folder(tmp_path, 20).images)
+    assert torch.equal(load_images(paths[:1], size=20)[0, 0],
+                       torch.from_numpy(np.array(Image.open(paths[0]))))
+
+
+def test_load_image_folder_says_what_is_wrong(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="image folder not found"):
+        load_image_folder(tmp_path / "nowhere")
+    _write(tmp_path / "flat.png", _grey(0))
+    with pytest.raises(FileNotFoundError, match="no class subfolders: put the images"):
+        load_image_folder(tmp_path)
+    _write(tmp_path / "alice" / "1.png", _grey(0))
+    (tmp_path / "bob").mkdir()
+    (tmp_path / "bob" / "readme.txt").write_text("x")
+    with pytest.raises(FileNotFoundError, match=r"class folder\(s\) bob .* hold no image"):
+        load_image_folder(tmp_path)
+    (tmp_path / "bob" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(OSError, match="cannot read image .*broken.png"):
+        load_image_folder(tmp_path)
+
+
+def test_load_images_rejects_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no image files"):
+        load_images([])
+    path = _write(tmp_path / "a.png", _grey(0))
+    with pytest.raises(ValueError, match="channels must be 1 .* or 3"):
+        load_images([path], channels=2)
+    with pytest.raises(OSError, match="cannot read image .*missing.png"):
+        load_images([tmp_path / "missing.png"])
+
+
+def test_the_faces_folder_loads_like_load_att_faces() -> None:
+    folder = need("att_faces", "testing")
+    assert torch.equal(load_image_folder(folder, size=100).images,
+                       data.load_att_faces("testing", download=False).images)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch.utils.data import DataLoader
 
 from siamese_lib.imageset import ImageSet, gather, indices_by_label
 
@@ -42,7 +45,7 @@ def test_indices_by_label_refuses_bad_labels(labels, num_classes, fragment) -> N
         indices_by_label(labels, num_classes)
 
 
-def toy() -> ImageSet:
+def two_classes() -> ImageSet:
     return ImageSet(torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 1, 1, 0]),
                     ["a", "b"])
 
@@ -63,11 +66,80 @@ def test_subset_out_of_range_says_which_positions_exist() -> None:
     # used to surface as index_select's "index out of range in self", or to wrap around
     # for negative positions
     with pytest.raises(IndexError, match=r"0\.\.3"):
-        toy().subset([0, 4])
+        two_classes().subset([0, 4])
     with pytest.raises(IndexError, match=r"0\.\.3"):
-        toy().subset([-1])
+        two_classes().subset([-1])
 
 
 def test_an_empty_subset_is_an_empty_set() -> None:
-    empty = toy().subset([])
+    empty = two_classes().subset([])
     assert len(empty) == 0 and empty.classes == []
+
+
+# ------------------------------------------------------------------------- the set itself
+
+
+def toy() -> ImageSet:
+    return ImageSet(
+        images=torch.arange(24, dtype=torch.uint8).reshape(6, 1, 2, 2),
+        labels=torch.tensor([0, 0, 1, 2, 2, 3]),
+        classes=["a", "b", "c", "d"],
+        groups=torch.tensor([0, 0, 0, 1, 1, 1]),
+        group_names=["g0", "g1"],
+        drawers=torch.tensor([1, 2, 1, 2, 1, 2]),
+    )
+
+
+def test_getitem_gives_unit_floats_and_works_with_a_dataloader() -> None:
+    ds = toy()
+    image, label = ds[5]
+    assert image.dtype == torch.float32 and image.shape == (1, 2, 2)
+    assert torch.allclose(image, torch.tensor([[[20.0, 21.0], [22.0, 23.0]]]) / 255)
+    assert label == 3 and isinstance(label, int)
+    images, labels = next(iter(DataLoader(ds, batch_size=4)))
+    assert images.shape == (4, 1, 2, 2)
+    assert labels.tolist() == [0, 0, 1, 2]
+    assert len(ds) == 6 and ds.num_classes == 4
+
+
+def test_float_scales_all_images() -> None:
+    ds = toy()
+    x = ds.float()
+    assert x.dtype == torch.float32 and x.shape == ds.images.shape
+    assert x.max() == pytest.approx(23 / 255)
+    assert ds.images.dtype == torch.uint8  # not modified in place
+
+
+def test_subset_relabels_densely_and_drops_unused_names() -> None:
+    sub = toy().subset([3, 4, 5])
+    assert sub.classes == ["c", "d"] and sub.labels.tolist() == [0, 0, 1]
+    assert sub.group_names == ["g1"] and sub.groups.tolist() == [0, 0, 0]
+    assert sub.drawers.tolist() == [2, 1, 2]
+    assert torch.equal(sub.images, toy().images[3:])
+    masked = toy().subset(torch.tensor([False, True, True, False, False, True]))
+    assert masked.classes == ["a", "b", "d"] and masked.labels.tolist() == [0, 1, 2]
+
+
+@given(st.lists(st.booleans(), min_size=6, max_size=6))
+def test_subset_keeps_every_examples_names(mask: list[bool]) -> None:
+    ds = toy()
+    sub = ds.subset(mask)
+    kept = [i for i, keep in enumerate(mask) if keep]
+    assert [sub.classes[i] for i in sub.labels] == [ds.classes[ds.labels[i]] for i in kept]
+    assert [sub.group_names[i] for i in sub.groups] == [ds.group_names[ds.groups[i]] for i in kept]
+    assert sorted(set(sub.labels.tolist())) == list(range(sub.num_classes))
+    assert torch.equal(sub.images, ds.images[kept])
+
+
+def test_imageset_rejects_inconsistent_fields() -> None:
+    ds = toy()
+    with pytest.raises(ValueError, match="uint8"):
+        ImageSet(ds.images.float(), ds.labels, ds.classes)
+    with pytest.raises(ValueError, match="labels"):
+        ImageSet(ds.images, ds.labels, ds.classes[:3])
+    with pytest.raises(ValueError, match="shape"):
+        ImageSet(ds.images, ds.labels[:5], ds.classes)
+    with pytest.raises(ValueError, match="together"):
+        ImageSet(ds.images, ds.labels, ds.classes, groups=ds.groups)
+    with pytest.raises(ValueError, match="mask"):
+        ds.subset([True, False])
