@@ -112,14 +112,12 @@ def load_mnist(train: bool = True, root: str | os.PathLike | None = None) -> Ima
 
 def _fetch_mnist(raw: Path) -> None:
     """Unpack MNIST's archives in ``raw``, downloading those that are missing."""
-    from torchvision.datasets.utils import extract_archive
-
     for archive, md5 in downloads.MNIST_MD5.items():
         if (raw / archive.removesuffix(".gz")).is_file():
             continue
         if not (raw / archive).is_file():
             _first_mirror(archive, raw / archive, md5)
-        extract_archive(str(raw / archive), str(raw))
+        _unpack(raw / archive, raw)
 
 
 def _first_mirror(archive: str, path: Path, md5: str) -> None:
@@ -197,13 +195,11 @@ def _ensure_omniglot(root: Path, subset: str, download: bool) -> Path:
     folder = root / "omniglot-py" / f"images_{subset}"
 
     def fetch() -> None:
-        from torchvision.datasets.utils import extract_archive
-
         archive = folder.with_suffix(".zip")
         if not archive.is_file():
             url = downloads.OMNIGLOT_URL.format(subset=subset)
             downloads.download(url, archive, md5=downloads.OMNIGLOT_MD5[subset])
-        extract_archive(str(archive), str(folder.parent))
+        _unpack(archive, folder.parent)
 
     downloads.download_or_explain(
         folder.is_dir, fetch, download,
@@ -605,6 +601,17 @@ def _concat(parts: Sequence[ImageSet]) -> ImageSet:
         group_names=[g for p in parts for g in p.group_names] if has_groups else None,
         drawers=torch.cat([p.drawers for p in parts]) if has_drawers else None,
     )
+
+
+def _unpack(archive: Path, into: Path) -> None:
+    """Unpack a .zip or .gz archive into ``into``; a broken one is named, with what to do."""
+    from torchvision.datasets.utils import extract_archive  # slow to import: only when needed
+
+    try:
+        extract_archive(str(archive), str(into))
+    except _ARCHIVE_ERRORS as err:
+        raise OSError(f"cannot unpack {archive}: it is truncated or corrupt ({err}); delete it "
+                      "to download it again, or replace it with a good copy") from err
 
 
 def _check_side(size: int) -> None:

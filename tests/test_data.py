@@ -428,6 +428,18 @@ def test_omniglot_loads_in_memory_from_a_read_only_cache(
         folder.chmod(0o755)
 
 
+@pytest.mark.parametrize("archive", ["omniglot-py/images_background.zip",
+                                     "MNIST/raw/train-images-idx3-ubyte.gz"])
+def test_a_corrupt_archive_in_the_data_folder_is_named(archive: str, tmp_path: Path) -> None:
+    path = tmp_path / archive
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"PK\x03\x04 cut short")
+    load = data.load_mnist if archive.startswith("MNIST") else data.load_omniglot
+    with pytest.raises(OSError, match="truncated or corrupt") as info:
+        load(root=tmp_path)
+    assert f"cannot unpack {path}" in str(info.value)
+
+
 def lake_root(tmp_path: Path, body: bytes) -> Path:
     path = tmp_path / "data" / "omniglot-official-small" / "all_runs.zip"
     path.parent.mkdir(parents=True)
