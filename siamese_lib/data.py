@@ -98,6 +98,7 @@ def load_mnist(train: bool = True, root: str | os.PathLike | None = None) -> Ima
         True,
         f"MNIST is not in {data_root(root) / 'MNIST' / 'raw'} and could not be downloaded. "
         f"Put the four files {', '.join(MNIST_FILES)} (.gz) there, {_env_hint()}.",
+        source=" or ".join(downloads.MNIST_MIRRORS),
     )
     import torchvision  # here, not at the top: it takes seconds, and the CLI imports this module
 
@@ -205,6 +206,7 @@ def _ensure_omniglot(root: Path, subset: str, download: bool) -> Path:
         folder.is_dir, fetch, download,
         f"Omniglot folder not found: {folder}. Put the unpacked official images_background/ "
         f"and images_evaluation/ folders from {_OMNIGLOT_URL} in {folder.parent}, {_env_hint()}.",
+        source=downloads.OMNIGLOT_URL.format(subset=subset),
     )
     return folder
 
@@ -405,7 +407,7 @@ def load_att_faces(
         lambda: all(f.is_dir() for f in folders), lambda: _download_att_faces(base), download,
         f"AT&T faces folder not found: {' or '.join(map(str, folders))}. Put the sNN/ subject "
         f"folders of the AT&T (ORL) face database there (data/faces/ of "
-        f"{downloads.ATT_FACES_URL}), {_env_hint()}.",
+        f"{downloads.ATT_FACES_URL}), {_env_hint()}.", source=downloads.ATT_FACES_URL,
     )
     subjects: dict[str, list[Path]] = {}
     for folder in folders:

@@ -34,7 +34,8 @@ VINYALS_SHA256 = {
     "trainval": "5276ae50c755596d0bff7f2284e85625695549a85ee6e36b6491ad1e5d1cc26a",
 }
 
-#: MNIST's four archives (as torchvision names and checks them) and where to find them.
+#: Where MNIST's four archives are found; :data:`MNIST_MD5` names them, with the md5
+#: torchvision checks them against.
 MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
                  "http://yann.lecun.com/exdb/mnist/")
 MNIST_MD5 = {
@@ -82,7 +83,8 @@ def download(
 
 
 def download_or_explain(
-    present: Callable[[], bool], fetch: Callable[[], object], allowed: bool, missing: str
+    present: Callable[[], bool], fetch: Callable[[], object], allowed: bool, missing: str,
+    source: str | None = None,
 ) -> None:
     """Make sure something is on disk: nothing to do if ``present()``, else ``fetch()`` it.
 
@@ -94,6 +96,8 @@ def download_or_explain(
         fetch: downloads them; it may raise anything.
         allowed: whether to try ``fetch`` at all (the loaders' ``download`` argument).
         missing: what is missing and how to put it there by hand (one or two sentences).
+        source: where ``fetch`` downloads from, for the message (an HTTP error alone does
+            not say).
 
     Raises:
         FileNotFoundError: ``missing``, plus why the download failed, if the files are
@@ -109,8 +113,9 @@ def download_or_explain(
             cause = err
         if present():
             return
+    where = f" from {source}" if source else ""
     raise FileNotFoundError(
-        missing + (f" The download failed: {cause!r}" if cause is not None else "")
+        missing + (f" The download{where} failed: {cause!r}" if cause is not None else "")
     ) from cause
 
 
@@ -121,7 +126,8 @@ def ensure_file(path: Path, url: str, allowed: bool, missing: str,
     Raises:
         FileNotFoundError: as for :func:`download_or_explain`.
     """
-    download_or_explain(path.is_file, lambda: download(url, path, md5, sha256), allowed, missing)
+    download_or_explain(path.is_file, lambda: download(url, path, md5, sha256), allowed, missing,
+                        source=url)
     return path
 
 

@@ -119,6 +119,8 @@ def test_download_or_explain_says_what_is_missing_and_why() -> None:
         download.download_or_explain(lambda: False, fail, True, "X is missing. Put it there.")
     with pytest.raises(FileNotFoundError, match=r"^X is missing\.$"):
         download.download_or_explain(lambda: False, fail, False, "X is missing.")
+    with pytest.raises(FileNotFoundError, match="The download from https://x.org/y failed"):
+        download.download_or_explain(lambda: False, fail, True, "X.", source="https://x.org/y")
 
 
 def test_fetch_bytes_passes_its_timeout_to_urllib(monkeypatch: pytest.MonkeyPatch) -> None:
