@@ -34,10 +34,10 @@ VINYALS_SHA256 = {
     "trainval": "5276ae50c755596d0bff7f2284e85625695549a85ee6e36b6491ad1e5d1cc26a",
 }
 
-#: Where MNIST's four archives are found; :data:`MNIST_MD5` names them, with the md5
-#: torchvision checks them against.
+#: Where MNIST's four archives are found (tried in this order).
 MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
                  "http://yann.lecun.com/exdb/mnist/")
+#: MNIST's four archives, with the md5 torchvision checks them against.
 MNIST_MD5 = {
     "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
     "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
