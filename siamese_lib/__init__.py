@@ -10,6 +10,7 @@ from .augment import RandomAffine
 from .checkpoint import load_checkpoint, save_checkpoint
 from .classifier import OneShotClassifier, Predictions, predict_classes
 from .config import cache_dir, data_root, seed_everything
+from .data import load_dataset
 from .distances import euclidean, pairwise_euclidean
 from .episodes import Episodes, EpisodeSampler, split_episode
 from .evaluate import (
@@ -22,6 +23,8 @@ from .evaluate import (
     roc_curve,
 )
 from .export import export_onnx, export_torchscript
+from .folders import image_files, load_image_folder, load_images
+from .imageset import ImageSet
 from .losses import (
     BatchContrastiveLoss,
     ContrastiveLoss,
@@ -47,4 +50,5 @@ __all__ = [
     "lake_runs_accuracy", "load_checkpoint", "one_shot_accuracy", "pair_batches",
     "pairwise_euclidean", "pick_device", "predict_classes", "roc_curve", "save_checkpoint", "seed_everything",
     "split_episode",
+    "ImageSet", "image_files", "load_dataset", "load_image_folder", "load_images",
 ]

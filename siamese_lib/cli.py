@@ -17,7 +17,7 @@ Commands:
     :func:`~siamese_lib.evaluate.one_shot_accuracy`) or over Lake et al.'s 20 official
     runs (``--data lake-runs``, :func:`~siamese_lib.evaluate.lake_runs_accuracy`);
     ``--data`` may be a folder of your own images, one subfolder per class
-    (:func:`~siamese_lib.data.load_image_folder`); ``--shifts P`` embeds with test-time
+    (:func:`~siamese_lib.folders.load_image_folder`); ``--shifts P`` embeds with test-time
     shifts (:class:`~siamese_lib.nets.ShiftAveraged`).
 ``classify RECIPE_OR_CHECKPOINT --support FOLDER IMAGE [IMAGE ...]``
     one-shot classification of your own images: name the class of each IMAGE (a file,
@@ -49,6 +49,7 @@ from torch import nn
 
 from .checkpoint import check_writable, load_trained, save_trained
 from .classifier import OneShotClassifier, Predictions
+from .data import DATASETS, EVALUATION_SETS
 from .episodes import EpisodeSampler
 from .evaluate import (
     Accuracy,
@@ -60,19 +61,15 @@ from .nets import ShiftAveraged, input_shape
 from .precision import pick_device
 
 if TYPE_CHECKING:
-    from .data import ImageSet
+    from .imageset import ImageSet
 
 PROG = "python -m siamese_lib"
 
-#: Evaluation sets for ``evaluate --data``.
-EVAL_DATA = ("omniglot-evaluation", "omniglot-vinyals-test", "mnist-test", "lake-runs")
+#: Evaluation sets for ``evaluate --data``: the registry's evaluation sets and Lake's runs.
+EVAL_DATA = (*EVALUATION_SETS, "lake-runs")
 
 # the evaluation set that matches a recipe's training data, when --data is not given
-_DEFAULT_DATA = {
-    "mnist": "mnist-test",
-    "omniglot-background": "omniglot-evaluation",
-    "omniglot-vinyals": "omniglot-vinyals-test",
-}
+_DEFAULT_DATA = {d.tests: name for name, d in DATASETS.items() if d.tests}
 _MAX_WAY = 20
 
 Similarity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -439,17 +436,14 @@ def _load_images(
     data: str, net: nn.Module, invert: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(uint8 images, labels) of an episode evaluation set, or of a folder of your own."""
-    from . import data as datasets
+    from .data import load_dataset
+    from .folders import load_image_folder
 
     size = _input_size(net)
     if data not in EVAL_DATA:  # a folder: read at the size and channels the net takes
-        images = datasets.load_image_folder(data, size, _in_channels(net), invert)
-    elif data == "omniglot-evaluation":
-        images = datasets.load_omniglot("evaluation", size=size)
-    elif data == "omniglot-vinyals-test":
-        images = datasets.load_omniglot_vinyals("test", size=size)
-    else:  # mnist-test
-        images = datasets.load_mnist(train=False)
+        images = load_image_folder(data, size, _in_channels(net), invert)
+    else:
+        images = load_dataset(data, size if DATASETS[data].resizable else None)
     return images.images, images.labels
 
 
@@ -500,7 +494,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _query_files(items: Sequence[Path]) -> list[Path]:
     """The image files named on the command line, each folder replaced by its images."""
-    from .data import image_files
+    from .folders import image_files
 
     files: list[Path] = []
     for item in items:
@@ -534,7 +528,7 @@ def _check_support(folder: Path) -> None:
 
 def cmd_classify(args: argparse.Namespace) -> int:
     """Print the predicted class of each image, from labelled examples in a support folder."""
-    from .data import load_image_folder, load_images
+    from .folders import load_image_folder, load_images
 
     # every file is checked before the model is loaded, which may mean training it first
     files = _query_files(args.images)
@@ -575,8 +569,8 @@ def _prediction_table(files: Sequence[Path], pred: Predictions, distance: bool) 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Print the distance between two images and, with a threshold, same or different."""
-    from .data import load_image_folder, load_images
     from .distances import euclidean
+    from .folders import load_image_folder, load_images
 
     for path in (args.image_a, args.image_b):
         if not path.is_file():

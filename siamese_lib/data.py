@@ -1,37 +1,43 @@
-"""Data sets for one-shot learning: MNIST, Omniglot (three protocols), AT&T faces, and
-your own images (:func:`load_image_folder`, one subfolder per class).
+"""The book's data sets: MNIST, Omniglot (three protocols), Lake's runs and the AT&T faces.
 
-Every loader returns uint8 images of shape (N, C, H, W). Glyphs and digits use the MNIST
-convention (ink bright, background 0), so the same model code works on both. The data
-folder comes from ``root``, else ``$SIAMESE_LIB_DATA`` (see :mod:`siamese_lib.config`).
-Nothing here needs the network once the files are in place.
+Taught in chapter 1 (Standard vs one-shot classification), which loads MNIST and
+Omniglot; chapter 5 adds Lake's runs and the Vinyals split, chapter 6 the faces. Every
+loader returns an :class:`~siamese_lib.imageset.ImageSet` of uint8 images (N, C, H, W).
+Glyphs and digits use the MNIST convention (ink bright, background 0), so the same model
+code works on both. The data folder comes from ``root``, else ``$SIAMESE_LIB_DATA`` (see
+:mod:`siamese_lib.config`); nothing here needs the network once the files are in place
+(missing files are fetched through :mod:`siamese_lib.download`).
+
+:data:`DATASETS` names the sets the command line, the protocols and the recipes use
+(``"mnist-train"``, ``"omniglot-evaluation"``, ...); :func:`load_dataset` loads one by
+name. Your own images are read by :mod:`siamese_lib.folders`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import os
 import re
 import shutil
-import socket
 import stat
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
 from PIL import Image
-from torch.utils.data import Dataset
-from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from . import download as downloads
 from .config import cache_dir, data_root, relative_root_note
 from .files import atomic_write
+from .folders import class_folders, decode_image, load_images, natural_key
+from .folders import image_files as image_files  # re-exported: it was defined here
+from .folders import load_image_folder as load_image_folder  # re-exported, as image_files
+from .imageset import ImageSet, LakeRun, indices_by_label
 
 OMNIGLOT_SUBSETS = ("background", "evaluation")
 VINYALS_SPLITS = ("train", "val", "test", "trainval")
@@ -42,18 +48,19 @@ MNIST_FILES = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
+#: The first 50,000 MNIST training digits train; the last 10,000 are held out to validate.
+MNIST_TRAIN_SIZE = 50000
 
 # Bump when the decoded pixels change, so old cache files are never read again.
 _CACHE_VERSION = 1
 # BOX is an exact area average: no ringing, so the glyph background stays exactly 0.
 _GLYPH_RESAMPLE = Image.Resampling.BOX
-# Faces are both shrunk and stretched (92x112 -> 100x100); bilinear is smooth either way.
-_FACE_RESAMPLE = Image.Resampling.BILINEAR
-_DOWNLOAD_TIMEOUT_S = 20.0
 _OMNIGLOT_URL = "https://github.com/brendenlake/omniglot (python/images_*.zip)"
 _VINYALS_URL = (
     "https://github.com/jakesnell/prototypical-networks (data/omniglot/splits/vinyals/)"
 )
+# What a broken archive is (zipfile raises neither OSError nor ValueError for these).
+_ARCHIVE_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, KeyError, OSError, ValueError)
 
 
 def _env_hint() -> str:
@@ -61,114 +68,17 @@ def _env_hint() -> str:
             "elsewhere" + relative_root_note())
 
 
-Index = torch.Tensor | np.ndarray | Sequence[int] | Sequence[bool] | slice
-ImageSource = Path | bytes
-
-
-@dataclass(eq=False, repr=False)
-class ImageSet(Dataset):
-    """A labelled image set held in memory, usable directly with a ``DataLoader``.
-
-    Attributes:
-        images: uint8 (N, C, H, W); ink or foreground bright, background 0 for glyphs.
-        labels: int64 (N,), class index into ``classes``.
-        classes: class names; ``classes[i]`` names label ``i``.
-        groups: int64 (N,) index into ``group_names`` (the alphabet for Omniglot), or None.
-        group_names: names of the groups, or None.
-        drawers: int64 (N,), Omniglot drawer 1..20, or None.
-    """
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    classes: list[str]
-    groups: torch.Tensor | None = None
-    group_names: list[str] | None = None
-    drawers: torch.Tensor | None = None
-
-    def __post_init__(self) -> None:
-        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
-            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} "
-                             f"{tuple(self.images.shape)}")
-        n = len(self.images)
-        for name in ("labels", "groups", "drawers"):
-            value = getattr(self, name)
-            if value is not None and tuple(value.shape) != (n,):
-                raise ValueError(f"{name} must have shape ({n},), got {tuple(value.shape)}")
-        if (self.groups is None) != (self.group_names is None):
-            raise ValueError("groups and group_names must be given together")
-        _check_ids("labels", self.labels, self.classes)
-        if self.groups is not None:
-            _check_ids("groups", self.groups, self.group_names)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        """One example as (float image in [0, 1] of shape (C, H, W), int label)."""
-        return self.images[i].float() / 255, int(self.labels[i])
-
-    def __repr__(self) -> str:
-        groups = "" if self.group_names is None else f", groups={len(self.group_names)}"
-        return (f"ImageSet(n={len(self)}, image_shape={tuple(self.images.shape[1:])}, "
-                f"classes={self.num_classes}{groups})")
-
-    @property
-    def num_classes(self) -> int:
-        """The number of classes (``len(classes)``)."""
-        return len(self.classes)
-
-    def subset(self, index: Index) -> ImageSet:
-        """The examples picked by ``index``, with labels made dense again.
-
-        Classes are renumbered 0..k-1 in their original order, and classes with no example
-        left are dropped from ``classes``. Groups are treated the same way, so
-        ``group_names`` only lists groups that still occur.
-
-        Args:
-            index: a boolean mask of length N, integer positions, or a slice.
-
-        Returns:
-            A new ImageSet in the order of ``index``; its tensors are copies unless
-            ``index`` is a slice.
-        """
-        idx = _as_index(index, len(self))
-        labels, classes = _compact(_take(self.labels, idx), self.classes)
-        groups, group_names = (None, None)
-        if self.groups is not None:
-            groups, group_names = _compact(_take(self.groups, idx), self.group_names)
-        drawers = None if self.drawers is None else _take(self.drawers, idx)
-        return ImageSet(_take(self.images, idx), labels, classes, groups, group_names, drawers)
-
-    def float(self) -> torch.Tensor:
-        """All images as float32 in [0, 1], shape (N, C, H, W)."""
-        return self.images.float().div_(255)
-
-
-@dataclass(eq=False)
-class LakeRun:
-    """One 20-way one-shot trial set of Lake et al. (2015).
-
-    Attributes:
-        train: uint8 (20, 1, S, S), one image per class, in class order.
-        test: uint8 (20, 1, S, S), the query images.
-        answers: int64 (20,); ``answers[i]`` is the class (row of ``train``) of ``test[i]``.
-    """
-
-    train: torch.Tensor
-    test: torch.Tensor
-    answers: torch.Tensor
-
-
 # ---------------------------------------------------------------------------------------
 # MNIST
 
 
 def load_mnist(train: bool = True, root: str | os.PathLike | None = None) -> ImageSet:
-    """MNIST digits through ``torchvision.datasets.MNIST``.
+    """MNIST digits, read with ``torchvision.datasets.MNIST``.
 
-    torchvision unpacks the ``.gz`` archives next to themselves. When ``<root>/MNIST/raw``
+    The four ``.gz`` archives are unpacked next to themselves. When ``<root>/MNIST/raw``
     is read-only (permission bits without write access count, even for root), the archives
-    are copied to ``cache_dir("data")`` and unpacked there instead.
+    are copied to ``cache_dir("data")`` and unpacked there instead. Missing archives are
+    downloaded (with a time-out) from torchvision's mirrors.
 
     Args:
         train: the 60000 training digits if True, else the 10000 test digits.
@@ -176,19 +86,50 @@ def load_mnist(train: bool = True, root: str | os.PathLike | None = None) -> Ima
 
     Returns:
         An ImageSet of uint8 (N, 1, 28, 28) images, classes "0".."9".
+
+    Raises:
+        FileNotFoundError: the files are missing and could not be downloaded.
+        OSError: the files are there but cannot be read (the message says what to do).
     """
     base = _mnist_root(data_root(root))
+    raw = base / "MNIST" / "raw"
+    downloads.download_or_explain(
+        lambda: all((raw / name).is_file() for name in MNIST_FILES), lambda: _fetch_mnist(raw),
+        True,
+        f"MNIST is not in {data_root(root) / 'MNIST' / 'raw'} and could not be downloaded. "
+        f"Put the four files {', '.join(MNIST_FILES)} (.gz) there, {_env_hint()}.",
+        source=" or ".join(downloads.MNIST_MIRRORS),
+    )
+    import torchvision  # here, not at the top: it takes seconds, and the CLI imports this module
+
     try:
-        with _socket_timeout(_DOWNLOAD_TIMEOUT_S):
-            mnist = torchvision.datasets.MNIST(str(base), train=train, download=True)
-    except (RuntimeError, OSError) as e:
-        raise FileNotFoundError(
-            f"MNIST is not in {data_root(root) / 'MNIST' / 'raw'} and could not be downloaded "
-            f"({str(e).splitlines()[0]}). Put the four files {', '.join(MNIST_FILES)} (.gz) "
-            f"there, {_env_hint()}."
-        ) from e
+        mnist = torchvision.datasets.MNIST(str(base), train=train, download=False)
+    except (RuntimeError, ValueError, OSError) as err:
+        raise OSError(f"cannot read MNIST from {raw} ({err}); delete the unpacked files there "
+                      "(keep the .gz archives) to unpack them again") from err
     images = mnist.data.unsqueeze(1).contiguous()
     return ImageSet(images, mnist.targets.long(), [str(d) for d in range(10)])
+
+
+def _fetch_mnist(raw: Path) -> None:
+    """Unpack MNIST's archives in ``raw``, downloading those that are missing."""
+    for archive, md5 in downloads.MNIST_MD5.items():
+        if (raw / archive.removesuffix(".gz")).is_file():
+            continue
+        if not (raw / archive).is_file():
+            _first_mirror(archive, raw / archive, md5)
+        _unpack(raw / archive, raw)
+
+
+def _first_mirror(archive: str, path: Path, md5: str) -> None:
+    errors = []
+    for mirror in downloads.MNIST_MIRRORS:
+        try:
+            downloads.download(mirror + archive, path, md5=md5)
+            return
+        except (OSError, ValueError) as err:
+            errors.append(f"{mirror}: {err}")
+    raise OSError(f"could not download {archive} ({'; '.join(errors)})")
 
 
 def _mnist_root(root: Path) -> Path:
@@ -241,6 +182,7 @@ def load_omniglot(
         OSError: an image file cannot be decoded (the message names the file).
     """
     _check_choice("subset", subset, (*OMNIGLOT_SUBSETS, "all"))
+    _check_side(size)
     if subset == "all":
         return _concat([load_omniglot(s, size, root, download) for s in OMNIGLOT_SUBSETS])
     folder = _ensure_omniglot(data_root(root), subset, download)
@@ -250,29 +192,23 @@ def load_omniglot(
 
 
 def _ensure_omniglot(root: Path, subset: str, download: bool) -> Path:
-    """The subset's folder, downloaded first if allowed and needed."""
+    """The subset's folder, downloaded (and unpacked) first if allowed and needed."""
     folder = root / "omniglot-py" / f"images_{subset}"
-    if folder.is_dir():
-        return folder
-    cause: Exception | None = None
-    if download:
-        try:
-            with _socket_timeout(_DOWNLOAD_TIMEOUT_S):
-                torchvision.datasets.Omniglot(
-                    str(root), background=subset == "background", download=True
-                )
-        # Whatever went wrong (offline, read-only root, bad archive) the advice is the same.
-        except Exception as err:
-            cause = err
-        if folder.is_dir():
-            return folder
-    message = (
+
+    def fetch() -> None:
+        archive = folder.with_suffix(".zip")
+        if not archive.is_file():
+            url = downloads.OMNIGLOT_URL.format(subset=subset)
+            downloads.download(url, archive, md5=downloads.OMNIGLOT_MD5[subset])
+        _unpack(archive, folder.parent)
+
+    downloads.download_or_explain(
+        folder.is_dir, fetch, download,
         f"Omniglot folder not found: {folder}. Put the unpacked official images_background/ "
-        f"and images_evaluation/ folders from {_OMNIGLOT_URL} in {folder.parent}, {_env_hint()}."
+        f"and images_evaluation/ folders from {_OMNIGLOT_URL} in {folder.parent}, {_env_hint()}.",
+        source=downloads.OMNIGLOT_URL.format(subset=subset),
     )
-    if cause is not None:
-        message += f" The download failed: {cause!r}"
-    raise FileNotFoundError(message) from cause
+    return folder
 
 
 def _read_omniglot(folder: Path, size: int) -> ImageSet:
@@ -310,9 +246,7 @@ def _drawer(path: Path) -> int:
 
 
 def load_omniglot_vinyals(
-    split: str = "train",
-    size: int = 28,
-    root: str | os.PathLike | None = None,
+    split: str = "train", size: int = 28, root: str | os.PathLike | None = None,
     download: bool = True,
 ) -> ImageSet:
     """Omniglot under the protocol of Vinyals et al. (2016): rotations are new classes.
@@ -337,32 +271,32 @@ def load_omniglot_vinyals(
         ValueError: a line is malformed or names a character that does not exist.
     """
     _check_choice("split", split, VINYALS_SPLITS)
+    _check_side(size)
     path = data_root(root) / "omniglot-splits" / "vinyals" / f"{split}.txt"
-    lines = _read_vinyals_split(_ensure_file(
+    lines = _read_vinyals_split(downloads.ensure_file(
         path, downloads.VINYALS_URL.format(split=split), download,
         f"Vinyals split file not found: {path}. Copy train.txt, val.txt, test.txt and "
         f"trainval.txt from {_VINYALS_URL} into {path.parent}, {_env_hint()}.",
         sha256=downloads.VINYALS_SHA256[split],
     ))
     base = load_omniglot("all", size, root, download)
-    members = dict(zip(base.classes, _indices_by_label(base.labels, base.num_classes), strict=True))
+    members = dict(zip(base.classes, indices_by_label(base.labels, base.num_classes), strict=True))
     picks = []
     for character, _ in lines:
         if character not in members:
             raise ValueError(f"Vinyals split {split!r} names an unknown character {character!r}")
         picks.append(members[character])
-    source = torch.cat(picks)
     counts = [len(idx) for idx in picks]
-    chunks = _take(base.images, source).split(counts)
+    picked = base.subset(torch.cat(picks))  # groups renumbered to the split's alphabets
+    chunks = picked.images.split(counts)
     rotated = [torch.rot90(c, d // 90, dims=(2, 3)) for c, (_, d) in zip(chunks, lines, strict=True)]
-    groups, group_names = _compact(_take(base.groups, source), base.group_names)
     return ImageSet(
         images=torch.cat(rotated),
         labels=torch.arange(len(lines)).repeat_interleave(torch.tensor(counts)),
         classes=[f"{character}/rot{degrees:03d}" for character, degrees in lines],
-        groups=groups,
-        group_names=group_names,
-        drawers=_take(base.drawers, source),
+        groups=picked.groups,
+        group_names=picked.group_names,
+        drawers=picked.drawers,
     )
 
 
@@ -396,18 +330,30 @@ def load_lake_runs(
 
     Raises:
         FileNotFoundError: the zip is missing and could not be downloaded.
+        OSError: the zip is truncated or corrupt (the message names it and says what to do).
     """
+    _check_side(size)
     path = data_root(root) / "omniglot-official-small" / "all_runs.zip"
-    _ensure_file(
+    downloads.ensure_file(
         path, downloads.LAKE_RUNS_URL, download,
         f"Lake's one-shot runs not found: {path}. Copy python/one-shot-classification/"
         f"all_runs.zip from https://github.com/brendenlake/omniglot there, {_env_hint()}.",
         md5=downloads.LAKE_RUNS_MD5,
     )
-    with zipfile.ZipFile(path) as archive:
-        runs = sorted(n.split("/")[0] for n in archive.namelist()
-                      if re.fullmatch(r"run\d+/class_labels\.txt", n))
-        return [_read_lake_run(archive, run, size) for run in runs]
+    try:
+        with zipfile.ZipFile(path) as archive:
+            runs = sorted(n.split("/")[0] for n in archive.namelist()
+                          if re.fullmatch(r"run\d+/class_labels\.txt", n))
+            result = [_read_lake_run(archive, run, size) for run in runs]
+    except _ARCHIVE_ERRORS as err:
+        raise OSError(
+            f"cannot read Lake's runs from {path}: the zip is truncated or corrupt ({err}). "
+            f"Delete it to download it again (md5 {downloads.LAKE_RUNS_MD5}), or copy a fresh "
+            "python/one-shot-classification/all_runs.zip from https://github.com/brendenlake/omniglot"
+        ) from err
+    if not result:
+        raise OSError(f"{path} holds no runNN/class_labels.txt: it is not Lake's all_runs.zip")
+    return result
 
 
 def _read_lake_run(archive: zipfile.ZipFile, run: str, size: int) -> LakeRun:
@@ -434,7 +380,7 @@ def _read_lake_run(archive: zipfile.ZipFile, run: str, size: int) -> LakeRun:
 
 def load_att_faces(
     split: str = "training",
-    size: tuple[int, int] = (100, 100),
+    size: int | tuple[int, int] = (100, 100),
     root: str | os.PathLike | None = None,
     download: bool = True,
 ) -> ImageSet:
@@ -442,7 +388,8 @@ def load_att_faces(
 
     Args:
         split: "training" (37 subjects), "testing" (3) or "all" (40).
-        size: output (height, width) in pixels; (112, 92) keeps the originals.
+        size: output (height, width) in pixels, or one side for square faces; (112, 92)
+            keeps the originals.
         root: the data folder; defaults to ``config.data_root()``.
         download: if the folders are missing, download them first (from the repository of
             the article's code, which holds them in this layout).
@@ -456,34 +403,23 @@ def load_att_faces(
     _check_choice("split", split, (*ATT_SPLITS, "all"))
     base = data_root(root) / "att_faces"
     folders = [base / s for s in (ATT_SPLITS if split == "all" else (split,))]
-    cause = None
-    if download and not all(f.is_dir() for f in folders):
-        try:
-            _download_att_faces(base)
-        except Exception as err:  # offline, read-only root, changed archive: same advice
-            cause = err
+    downloads.download_or_explain(
+        lambda: all(f.is_dir() for f in folders), lambda: _download_att_faces(base), download,
+        f"AT&T faces folder not found: {' or '.join(map(str, folders))}. Put the sNN/ subject "
+        f"folders of the AT&T (ORL) face database there (data/faces/ of "
+        f"{downloads.ATT_FACES_URL}), {_env_hint()}.", source=downloads.ATT_FACES_URL,
+    )
     subjects: dict[str, list[Path]] = {}
     for folder in folders:
-        if not folder.is_dir():
-            message = (
-                f"AT&T faces folder not found: {folder}. Put the sNN/ subject folders of the "
-                f"AT&T (ORL) face database there (data/faces/ of {downloads.ATT_FACES_URL}), "
-                f"{_env_hint()}."
-            )
-            if cause is not None:
-                message += f" The download failed: {cause!r}"
-            raise FileNotFoundError(message) from cause
-        for subject in _subdirs(folder):
+        for subject in class_folders(folder):
             subjects.setdefault(subject.name, []).extend(
-                p for p in subject.iterdir() if p.suffix.lower() == ".pgm")
-    classes = sorted((s for s in subjects if subjects[s]), key=_natural_key)
+                p for p in image_files(subject) if p.suffix.lower() == ".pgm")
+    classes = sorted((s for s in subjects if subjects[s]), key=natural_key)
     if not classes:
         raise FileNotFoundError(f"no .pgm images under {', '.join(map(str, folders))}")
-    paths = [p for s in classes for p in sorted(subjects[s], key=lambda p: _natural_key(p.name))]
-    height, width = size
-    arrays = [_decode(p, str(p), (width, height), _FACE_RESAMPLE) for p in paths]
+    paths = [p for s in classes for p in sorted(subjects[s], key=lambda p: natural_key(p.name))]
     labels = [i for i, s in enumerate(classes) for _ in subjects[s]]
-    return ImageSet(_stack(arrays), torch.tensor(labels), classes)
+    return ImageSet(load_images(paths, size), torch.tensor(labels), classes)
 
 
 def _download_att_faces(base: Path) -> None:
@@ -515,161 +451,115 @@ def _download_att_faces(base: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# Your own images
+# Named data sets
 
 
-def load_images(
-    paths: Iterable[str | os.PathLike],
-    size: int | tuple[int, int] = 28,
-    channels: int = 1,
-    invert: bool = False,
-) -> torch.Tensor:
-    """Image files as one uint8 (N, C, H, W) tensor, ready for a trained net.
+@dataclass(frozen=True)
+class NamedDataSet:
+    """A data set the command line, the protocols and the recipes refer to by name.
+
+    Attributes:
+        description: what it holds, in words.
+        load: ``size -> ImageSet``; ``size`` None is the set's usual size.
+        evaluation: offered by ``python -m siamese_lib evaluate --data``.
+        tests: the recipe data (``Recipe.data``) whose models it evaluates by default.
+        resizable: whether ``load`` takes a size other than None (MNIST comes in 28x28 only).
+    """
+
+    description: str
+    load: Callable[[int | None], ImageSet]
+    evaluation: bool = False
+    tests: str | None = None
+    resizable: bool = True
+
+
+def _mnist(part: str) -> Callable[[int | None], ImageSet]:
+    def load(size: int | None) -> ImageSet:
+        if size not in (None, 28):
+            raise ValueError(f"mnist-{part} holds 28x28 digits only, not {size}x{size}; "
+                             "pick a data set of the model's size")
+        if part == "test":
+            return load_mnist(train=False)
+        split = slice(None, MNIST_TRAIN_SIZE) if part == "train" else slice(MNIST_TRAIN_SIZE, None)
+        return load_mnist(train=True).subset(split)
+
+    return load
+
+
+def _sized(loader: Callable[..., ImageSet], part: str) -> Callable[[int | None], ImageSet]:
+    return lambda size: loader(part) if size is None else loader(part, size=size)
+
+
+_VINYALS_PARTS = {"train": "training", "val": "validation", "test": "test"}
+_FACES_PARTS = {"training": "37 subjects", "testing": "the other 3 subjects"}
+
+#: The named data sets, by name; load one with :func:`load_dataset`.
+DATASETS: dict[str, NamedDataSet] = {
+    "mnist-train": NamedDataSet(
+        f"the first {MNIST_TRAIN_SIZE:,} MNIST training digits", _mnist("train"), resizable=False),
+    "mnist-validation": NamedDataSet(f"the last {60000 - MNIST_TRAIN_SIZE:,} MNIST training "
+                                     "digits, held out", _mnist("validation"), resizable=False),
+    "mnist-test": NamedDataSet("the 10,000 MNIST test digits", _mnist("test"), evaluation=True,
+                               tests="mnist", resizable=False),
+    "omniglot-background": NamedDataSet("Omniglot's 30 background alphabets",
+                                        _sized(load_omniglot, "background")),
+    "omniglot-evaluation": NamedDataSet(
+        "Omniglot's 20 evaluation alphabets", _sized(load_omniglot, "evaluation"),
+        evaluation=True, tests="omniglot-background"),
+    **{f"omniglot-vinyals-{split}": NamedDataSet(
+        f"the {words} characters of Vinyals et al., each in 4 rotations",
+        _sized(load_omniglot_vinyals, split), evaluation=split == "test",
+        tests="omniglot-vinyals" if split == "test" else None)
+       for split, words in _VINYALS_PARTS.items()},
+    **{f"att-faces-{split}": NamedDataSet(f"the AT&T faces of {who}", _sized(load_att_faces, split))
+       for split, who in _FACES_PARTS.items()},
+}
+
+#: The names ``evaluate --data`` offers (besides "lake-runs" and your own folders).
+EVALUATION_SETS = tuple(name for name, d in DATASETS.items() if d.evaluation)
+
+
+def load_dataset(name: str, size: int | None = None) -> ImageSet:
+    """The named data set (see :data:`DATASETS`), its images ``size`` x ``size``.
 
     Args:
-        paths: image files in any format Pillow reads (PNG, JPEG, PGM, ...).
-        size: output height = width, or (height, width); every image is resized
-            (stretched if its aspect ratio differs) to it. Use the size the net was
-            trained on: ``net.input_size``.
-        channels: 1 for grey levels (every recipe of the book), 3 for RGB.
-        invert: turn dark-on-light drawings (pen on paper, scans) into light-on-dark. The
-            book's MNIST and Omniglot models saw bright ink on a black background; photos
-            such as faces are not inverted.
+        name: a key of :data:`DATASETS`, e.g. "mnist-train" or "omniglot-evaluation".
+        size: the image side in pixels; None for the set's usual size (28 for MNIST and
+            Omniglot, 100 for the faces).
 
     Raises:
-        ValueError: no paths, or ``channels`` is not 1 or 3.
-        OSError: a file is missing or is not an image Pillow can read (the message names it).
+        KeyError: an unknown name (the message lists the known ones).
+        ValueError: a size the set does not come in (MNIST is 28x28 only).
     """
-    paths = [Path(p) for p in paths]
-    if not paths:
-        raise ValueError("no image files given")
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 (grey levels) or 3 (RGB), got {channels}")
-    height, width = (size, size) if isinstance(size, int) else size
-    mode = "L" if channels == 1 else "RGB"
-    arrays = [_decode(p, str(p), (width, height), _FACE_RESAMPLE, mode) for p in paths]
-    images = torch.from_numpy(np.stack(arrays))
-    images = images.unsqueeze(1) if channels == 1 else images.permute(0, 3, 1, 2).contiguous()
-    return 255 - images if invert else images
-
-
-def load_image_folder(
-    folder: str | os.PathLike,
-    size: int | tuple[int, int] = 28,
-    channels: int = 1,
-    invert: bool = False,
-) -> ImageSet:
-    """Your own labelled images, from one subfolder per class (torchvision's ImageFolder layout).
-
-    ::
-
-        folder/
-            alice/  1.jpg  2.jpg
-            bob/    a.png
-
-    A support set for one-shot classification needs one image per class; evaluating a
-    model with episodes needs at least two (one to show, one to ask about). Classes are
-    the subfolder names in natural order (s2 before s10); files whose extension is not an
-    image's (``torchvision.datasets.folder.IMG_EXTENSIONS``) and hidden files and folders
-    (``.ipynb_checkpoints``) are skipped.
-
-    Args:
-        folder: the folder that holds the class subfolders.
-        size, channels, invert: as for :func:`load_images`.
-
-    Returns:
-        An ImageSet of uint8 (N, C, H, W) images, its classes named after the subfolders.
-
-    Raises:
-        FileNotFoundError: the folder is missing, has no class subfolders, or a class
-            subfolder holds no image.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"image folder not found: {folder}")
-    classes = sorted((d for d in _subdirs(folder) if not d.name.startswith(".")),
-                     key=lambda d: _natural_key(d.name))
-    if not classes:
-        raise FileNotFoundError(
-            f"{folder} has no class subfolders: put the images of each class in a subfolder "
-            f"named after the class ({folder / 'alice' / '1.jpg'}, {folder / 'bob' / '1.jpg'}, ...)"
-        )
-    files = {d.name: image_files(d) for d in classes}
-    empty = [name for name, paths in files.items() if not paths]
-    if empty:
-        raise FileNotFoundError(
-            f"class folder(s) {', '.join(empty)} of {folder} hold no image (looked for "
-            f"{' '.join(IMG_EXTENSIONS)}); add images or remove the folder"
-        )
-    paths = [p for d in classes for p in files[d.name]]
-    labels = torch.tensor([i for i, d in enumerate(classes) for _ in files[d.name]])
-    images = load_images(paths, size, channels, invert)
-    return ImageSet(images, labels, [d.name for d in classes])
-
-
-def image_files(folder: str | os.PathLike) -> list[Path]:
-    """The image files directly in ``folder``, in natural order, hidden files skipped."""
-    folder = Path(folder)
-    return sorted(
-        (p for p in folder.iterdir()
-         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMG_EXTENSIONS),
-        key=lambda p: _natural_key(p.name),
-    )
-
-
-def _ensure_file(path: Path, url: str, download: bool, missing: str, **checksum: str) -> Path:
-    """``path``, downloaded from ``url`` first if it is missing and ``download`` is on.
-
-    Raises:
-        FileNotFoundError: ``missing`` (plus why the download failed), if still missing.
-    """
-    if path.is_file():
-        return path
-    cause = None
-    if download:
-        try:
-            return downloads.download(url, path, **checksum)
-        except Exception as err:  # offline, read-only root, changed file: same advice
-            cause = err
-    raise FileNotFoundError(
-        missing + (f" The download from {url} failed: {cause!r}" if cause else "")
-    ) from cause
+    if name not in DATASETS:
+        raise KeyError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
+    if size is not None:
+        _check_side(size)
+    return DATASETS[name].load(size)
 
 
 # ---------------------------------------------------------------------------------------
 # Shared helpers
 
 
-def _decode(source: ImageSource, name: str, size: tuple[int, int], resample: int,
-            mode: str = "L") -> np.ndarray:
-    """One image as a uint8 (H, W) array of grey levels (or (H, W, 3) for ``mode="RGB"``),
-    resized to ``size`` = (W, H)."""
-    try:
-        # Reading the bytes first avoids PIL's slower file-object path (about 2x here).
-        data = source if isinstance(source, bytes) else source.read_bytes()
-        with Image.open(io.BytesIO(data)) as image:
-            pixels = image.convert(mode)
-    except (OSError, SyntaxError, ValueError) as err:
-        raise OSError(f"cannot read image {name}: {err}") from err
-    if pixels.size != size:
-        pixels = pixels.resize(size, resample)
-    return np.asarray(pixels)
-
-
-def _glyphs(items: Iterable[tuple[ImageSource, str]], size: int) -> torch.Tensor:
+def _glyphs(items: Iterable[tuple[Path | bytes, str]], size: int) -> torch.Tensor:
     """Omniglot images as uint8 (N, 1, size, size), ink 255 and background 0."""
-    arrays = [_decode(src, name, (size, size), _GLYPH_RESAMPLE) for src, name in items]
+    arrays = [decode_image(src, (size, size), resample=_GLYPH_RESAMPLE, name=name)
+              for src, name in items]
     # Area averaging is linear, so inverting after resizing equals inverting before.
-    return 255 - _stack(arrays)
-
-
-def _stack(arrays: list[np.ndarray]) -> torch.Tensor:
-    return torch.from_numpy(np.stack(arrays)).unsqueeze(1)
+    return 255 - torch.from_numpy(np.stack(arrays)).unsqueeze(1)
 
 
 def _cached(key: str, build: Callable[[], ImageSet]) -> ImageSet:
-    """Load ``key`` from the cache folder, else build it and store it atomically."""
-    path = cache_dir("data") / f"{key}.pt"
+    """Load ``key`` from the cache folder, else build it and store it atomically.
+
+    A cache folder that cannot be written (read-only, or a path through a file) only
+    costs the time to decode again: the set is built in memory and returned.
+    """
+    try:
+        path = cache_dir("data") / f"{key}.pt"
+    except OSError:
+        return build()
     if path.is_file():
         try:
             return ImageSet(**torch.load(path, weights_only=True))
@@ -677,8 +567,12 @@ def _cached(key: str, build: Callable[[], ImageSet]) -> ImageSet:
         except Exception:
             pass
     result = build()
-    state = {f.name: getattr(result, f.name) for f in fields(result)}
-    atomic_write(path, lambda fh: torch.save(state, fh))
+    if _writable(path.parent):
+        state = {f.name: getattr(result, f.name) for f in fields(result)}
+        try:
+            atomic_write(path, lambda fh: torch.save(state, fh))
+        except OSError:
+            pass  # the cache is an optimisation: a full or read-only disk must not fail the load
     return result
 
 
@@ -692,17 +586,6 @@ def _writable(path: Path) -> bool:
         path = path.parent
     write_bits = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
     return os.access(path, os.W_OK) and bool(path.stat().st_mode & write_bits)
-
-
-@contextlib.contextmanager
-def _socket_timeout(seconds: float) -> Iterator[None]:
-    """Bound every socket operation inside the block, so a dead network cannot hang us."""
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(previous)
 
 
 def _concat(parts: Sequence[ImageSet]) -> ImageSet:
@@ -722,43 +605,20 @@ def _concat(parts: Sequence[ImageSet]) -> ImageSet:
     )
 
 
-def _compact(ids: torch.Tensor, names: Sequence[str]) -> tuple[torch.Tensor, list[str]]:
-    """Renumber ``ids`` densely, keeping their order, and keep only the names still used."""
-    used, dense = torch.unique(ids, sorted=True, return_inverse=True)
-    return dense.long(), [names[i] for i in used.tolist()]
+def _unpack(archive: Path, into: Path) -> None:
+    """Unpack a .zip or .gz archive into ``into``; a broken one is named, with what to do."""
+    from torchvision.datasets.utils import extract_archive  # slow to import: only when needed
+
+    try:
+        extract_archive(str(archive), str(into))
+    except _ARCHIVE_ERRORS as err:
+        raise OSError(f"cannot unpack {archive}: it is truncated or corrupt ({err}); delete it "
+                      "to download it again, or replace it with a good copy") from err
 
 
-def _indices_by_label(labels: torch.Tensor, num_classes: int) -> list[torch.Tensor]:
-    """For each class, the positions of its examples, in their original order."""
-    order = torch.argsort(labels, stable=True)
-    return list(order.split(torch.bincount(labels, minlength=num_classes).tolist()))
-
-
-def _as_index(index: Index, n: int) -> torch.Tensor | slice:
-    """A slice, or int64 positions, from a mask, a position list or a slice."""
-    if isinstance(index, slice):
-        return index
-    idx = torch.as_tensor(index)
-    if idx.dtype == torch.bool:
-        if tuple(idx.shape) != (n,):
-            raise ValueError(f"a boolean mask must have shape ({n},), got {tuple(idx.shape)}")
-        return idx.nonzero().flatten()
-    if idx.numel() and idx.is_floating_point():
-        raise TypeError(f"index must be integers or booleans, got {idx.dtype}")
-    return idx.long().flatten()
-
-
-def _take(values: torch.Tensor, idx: torch.Tensor | slice) -> torch.Tensor:
-    """Rows of ``values``; index_select stays fast when other processes compete for the
-    cores, where advanced indexing of image tensors was seen to slow down 100-fold."""
-    return values[idx] if isinstance(idx, slice) else values.index_select(0, idx)
-
-
-def _check_ids(name: str, ids: torch.Tensor, names: Sequence[str]) -> None:
-    if ids.dtype != torch.int64:
-        raise ValueError(f"{name} must be int64, got {ids.dtype}")
-    if ids.numel() and not 0 <= int(ids.min()) <= int(ids.max()) < len(names):
-        raise ValueError(f"{name} must lie in 0..{len(names) - 1}")
+def _check_side(size: int) -> None:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be a whole number of pixels >= 1, got {size!r}")
 
 
 def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
@@ -768,8 +628,3 @@ def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
 
 def _subdirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir())
-
-
-def _natural_key(name: str) -> list[int | str]:
-    """Sort key that orders s2 before s10."""
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]

@@ -1,5 +1,6 @@
 """N-way K-shot episodes: the test of one-shot learning.
 
+Taught in chapter 1 (Standard vs one-shot classification), which defines an episode.
 An episode picks N classes the model never trained on, shows it K labelled images
 of each (the support set) and asks it to name Q more images of each (the queries).
 :class:`EpisodeSampler` draws episodes from any labelled set; like easyfsl's
@@ -16,7 +17,7 @@ from typing import Any
 import torch
 from torch.utils.data import Sampler
 
-from .pairs import _ClassIndex, labels_of
+from .pairs import ClassIndex, labels_of
 
 
 @dataclass
@@ -71,7 +72,7 @@ class EpisodeSampler(Sampler[list[int]]):
                 f"an episode needs n_way >= 2, k_shot >= 1, n_query >= 1; got "
                 f"N={n_way}, K={k_shot}, Q={n_query}"
             )
-        self.index = _ClassIndex(labels)
+        self.index = ClassIndex(labels)
         self.n_way, self.k_shot, self.n_query, self.n_episodes = n_way, k_shot, n_query, n_episodes
         per_class = k_shot + n_query
         self.eligible = torch.nonzero(self.index.count >= per_class).flatten()

@@ -22,7 +22,8 @@ from torch import nn
 
 from .distances import euclidean, pairwise_euclidean, pairwise_squared_euclidean
 from .episodes import Episodes, EpisodeSampler
-from .pairs import PairSampler, all_pairs, rows, to_float
+from .imageset import gather
+from .pairs import PairSampler, all_pairs, to_float
 from .precision import autocast, memory_format, pick_device
 from .train import embed as _embed_batch
 
@@ -188,9 +189,9 @@ def one_shot_accuracy(
         episodes = episodes.sample()
     per_episode = []
     for start in range(0, episodes.support.shape[0], chunk):
-        s = rows(embeddings, episodes.support[start : start + chunk])  # (E, N, K, d)
+        s = gather(embeddings, episodes.support[start : start + chunk])  # (E, N, K, d)
         q_idx = episodes.query[start : start + chunk]
-        q = rows(embeddings, q_idx.flatten(1))  # (E, N*Q, d)
+        q = gather(embeddings, q_idx.flatten(1))  # (E, N*Q, d)
         pred = classify_queries(s, q, similarity, rule)
         # the answers where the predictions are (the GPU, with CUDA embeddings or a GPU head)
         truth = torch.arange(q_idx.shape[1], device=pred.device).repeat_interleave(q_idx.shape[2])
@@ -343,7 +344,7 @@ def pair_distances(
     if isinstance(n_pairs, bool) or not isinstance(n_pairs, numbers.Integral) or n_pairs < 1:
         raise ValueError(f"n_pairs must be a whole number >= 1, got {n_pairs!r}")
     i, j, y = PairSampler(labels, seed=seed).sample(n_pairs)
-    d = euclidean(rows(embeddings, i), rows(embeddings, j))
+    d = euclidean(gather(embeddings, i), gather(embeddings, j))
     return PairDistances(i, j, y.to(d.device), d)  # the sampler's labels are on the CPU
 
 

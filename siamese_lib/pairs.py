@@ -1,6 +1,8 @@
 """Pairs and class-balanced batches, drawn from any labelled set by index.
 
-Samplers work on labels only and return indices, so they serve a tensor held in
+Taught in chapter 2 (Siamese networks and the contrastive loss), which draws the first
+similar and dissimilar pairs; chapter 3 trains on :func:`pair_batches`, and chapter 7's batch
+losses train (through the recipes) on class-balanced batches. Samplers work on labels only and return indices, so they serve a tensor held in
 memory (the fast path: index a uint8 tensor, on the GPU if there is one) as well as
 any ``Dataset`` that exposes ``.labels`` or ``.targets`` (through a ``DataLoader``).
 All randomness comes from a seeded ``torch.Generator``.
@@ -13,6 +15,8 @@ from typing import Any
 
 import torch
 from torch.utils.data import Sampler
+
+from .imageset import gather, indices_by_label
 
 
 def labels_of(source: Any) -> torch.Tensor:
@@ -63,35 +67,42 @@ def augmentation_seed(seed: int) -> int:
     return (seed + AUGMENT_SEED_OFFSET) % 2**32
 
 
-def rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``x[index]`` for an integer index tensor of any shape, through ``index_select``.
+class ClassIndex:
+    """Positions grouped by class, for samplers that draw members of given classes.
 
-    Plain advanced indexing measured 50-500x slower on a loaded 2-core CPU (its parallel
-    kernel waits on busy threads); ``index_select`` does the same gather without that cost.
+    Classes are the distinct labels in increasing order, numbered 0..C-1 (so labels need
+    not be dense); ``order[start[c] : start[c] + count[c]]`` are the positions of class c,
+    in their original order (from :func:`~siamese_lib.imageset.indices_by_label`).
+
+    Args:
+        labels: int64 (N,) class labels, as :func:`labels_of` returns them.
+
+    Attributes:
+        classes: the distinct labels, (C,).
+        order: all N positions, class by class.
+        count: (C,) images per class.
+        start: (C,) where each class begins in ``order``.
     """
-    index = index.to(x.device)
-    return x.index_select(0, index.reshape(-1)).reshape(*index.shape, *x.shape[1:])
-
-
-class _ClassIndex:
-    """Indices grouped by class: ``order[start[c] : start[c] + count[c]]`` are class c's."""
 
     def __init__(self, labels: torch.Tensor) -> None:
         self.classes, dense = labels.unique(return_inverse=True)
-        self.order = torch.argsort(dense, stable=True)
-        self.count = torch.bincount(dense)
+        members = indices_by_label(dense, len(self.classes))
+        self.order = torch.cat(members)
+        self.count = torch.tensor([len(m) for m in members], dtype=torch.long)
         self.start = torch.cumsum(self.count, 0) - self.count
 
     def pick(self, cls: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
-        return rows(self.order, rows(self.start, cls) + offset)
+        """The ``offset``-th member of each class in ``cls`` (same shapes) -> positions."""
+        return gather(self.order, gather(self.start, cls) + offset)
 
     def random_member(self, cls: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """One uniformly drawn member of each class in ``cls`` (1-D) -> positions."""
         u = torch.rand(len(cls), generator=g)
-        return self.pick(cls, (u * rows(self.count, cls)).long())
+        return self.pick(cls, (u * gather(self.count, cls)).long())
 
     def distinct_members(self, cls: torch.Tensor, m: int, g: torch.Generator) -> torch.Tensor:
-        """m different images of each class in ``cls`` (any shape) -> indices (*cls.shape, m)."""
-        sizes = rows(self.count, cls)
+        """m different images of each class in ``cls`` (any shape) -> indices ``(*cls.shape, m)``."""
+        sizes = gather(self.count, cls)
         if int(sizes.max()) * sizes.numel() <= 2**22:
             return self.pick(cls[..., None], _smallest_keys(sizes, m, g))
         # large classes: draw with replacement, redraw the rare rows with a repeat. A row
@@ -142,7 +153,7 @@ class PairSampler:
         allow_same_image: bool = False,
         seed: int = 0,
     ) -> None:
-        self.index = _ClassIndex(labels_of(labels))
+        self.index = ClassIndex(labels_of(labels))
         if len(self.index.classes) < 2:
             raise ValueError(
                 f"dissimilar pairs need at least 2 classes, the set has "
@@ -169,8 +180,8 @@ class PairSampler:
         # similar: two distinct offsets inside one class
         # (high >= 1 even when no class can give a similar pair: similar_fraction=0 then)
         high = len(self.similar_classes) or 1
-        cls = rows(self.similar_classes, torch.randint(high, (n_sim,), generator=g))
-        size = rows(idx.count, cls)
+        cls = gather(self.similar_classes, torch.randint(high, (n_sim,), generator=g))
+        size = gather(idx.count, cls)
         first = (torch.rand(n_sim, generator=g) * size).long()
         if self.allow_same_image:
             second = (torch.rand(n_sim, generator=g) * size).long()
@@ -185,7 +196,7 @@ class PairSampler:
         j = torch.cat([idx.pick(cls, second), idx.random_member(c2, g)])
         y = torch.cat([torch.zeros(n_sim, dtype=torch.long), torch.ones(n_dis, dtype=torch.long)])
         perm = torch.randperm(n, generator=g)
-        return rows(i, perm), rows(j, perm), rows(y, perm)
+        return gather(i, perm), gather(j, perm), gather(y, perm)
 
     def batches(self, batch_size: int, n_batches: int) -> Iterator[tuple[torch.Tensor, ...]]:
         """Yield ``n_batches`` index batches ``(i, j, y)`` of ``batch_size`` pairs."""
@@ -211,7 +222,7 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
     def __init__(
         self, labels: Any, n_classes: int, n_per_class: int, n_batches: int, seed: int = 0
     ) -> None:
-        self.index = _ClassIndex(labels_of(labels))
+        self.index = ClassIndex(labels_of(labels))
         self.eligible = torch.nonzero(self.index.count >= n_per_class).flatten()
         if n_classes < 1 or n_per_class < 1:
             raise ValueError(f"P and K must be positive, got P={n_classes}, K={n_per_class}")
@@ -251,9 +262,7 @@ def pair_batches(
     labels: Any,
     batch_size: int,
     n_batches: int,
-    seed: int = 0,
-    augment: Augment | None = None,
-    device: str | torch.device | None = None,
+    seed: int = 0, augment: Augment | None = None, device: str | torch.device | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Yield image pair batches ``(x1, x2, y)`` for a pair loss, straight from a tensor.
 
@@ -262,14 +271,11 @@ def pair_batches(
     by default the images' device. ``seed`` seeds the pair sampler; ``augment`` draws from
     a generator of its own, seeded with :func:`augmentation_seed` of it.
     """
-    device = images.device if device is None else device
     sampler = PairSampler(labels, seed=seed)
-    g = torch.Generator().manual_seed(augmentation_seed(seed))
+    load = _batch_loader(images, seed, augment, device)
     for i, j, y in sampler.batches(batch_size, n_batches):
-        x1, x2 = to_float(rows(images, i)), to_float(rows(images, j))
-        if augment is not None:
-            x1, x2 = augment(x1, g), augment(x2, g)
-        yield x1.to(device), x2.to(device), y.to(device)
+        x1, x2 = load(i), load(j)
+        yield x1, x2, y.to(x1.device)
 
 
 def class_balanced_batches(
@@ -278,25 +284,38 @@ def class_balanced_batches(
     n_classes: int,
     n_per_class: int,
     n_batches: int,
-    seed: int = 0,
-    augment: Augment | None = None,
-    device: str | torch.device | None = None,
+    seed: int = 0, augment: Augment | None = None, device: str | torch.device | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield P x K batches ``(x, labels)`` for a batch loss, straight from a tensor.
 
     The batches go to ``device``, by default the images' device, and ``augment`` draws
     from its own generator (see :func:`pair_batches`).
     """
-    device = images.device if device is None else device
     labels = labels_of(labels)
     sampler = ClassBalancedBatchSampler(labels, n_classes, n_per_class, n_batches, seed=seed)
-    g = torch.Generator().manual_seed(augmentation_seed(seed))
+    load = _batch_loader(images, seed, augment, device)
     for _ in range(n_batches):
         idx = sampler.sample()
-        x = to_float(rows(images, idx))
-        if augment is not None:
-            x = augment(x, g)
-        yield x.to(device), rows(labels, idx).to(device)
+        x = load(idx)
+        yield x, gather(labels, idx).to(x.device)
+
+
+def _batch_loader(
+    images: torch.Tensor, seed: int, augment: Augment | None, device: str | torch.device | None
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``index -> float images`` (augmented, on ``device``) for the batch sources above.
+
+    The augmentation draws from a generator of its own, seeded with
+    :func:`augmentation_seed`, and in the order the batches are loaded.
+    """
+    device = images.device if device is None else device
+    g = torch.Generator().manual_seed(augmentation_seed(seed))
+
+    def load(idx: torch.Tensor) -> torch.Tensor:
+        x = to_float(gather(images, idx))
+        return (x if augment is None else augment(x, g)).to(device)
+
+    return load
 
 
 def all_pairs(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

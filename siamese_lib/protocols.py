@@ -100,8 +100,8 @@ def _mnist_verification(embedded, similarity, n_episodes, seeds, n_pairs: int = 
     """Threshold on pairs of held-out training digits, accuracy on pairs of test digits."""
     if embedded.net is None or similarity is not None:
         raise ValueError("MNIST verification needs a distance model (not pixels or a Koch head)")
-    train = datasets.load_mnist(train=True)
-    val_labels, e_val = train.labels[50000:], embed_images(embedded.net, train.images[50000:])
+    val = datasets.load_dataset("mnist-validation")
+    val_labels, e_val = val.labels, embed_images(embedded.net, val.images)
     test, e_test = embedded(_mnist_test)  # shared with mnist-10way
 
     runs = [
@@ -113,15 +113,15 @@ def _mnist_verification(embedded, similarity, n_episodes, seeds, n_pairs: int = 
 
 
 def _evaluation() -> datasets.ImageSet:
-    return datasets.load_omniglot("evaluation")
+    return datasets.load_dataset("omniglot-evaluation")
 
 
 def _vinyals_test() -> datasets.ImageSet:
-    return datasets.load_omniglot_vinyals("test")
+    return datasets.load_dataset("omniglot-vinyals-test")
 
 
 def _mnist_test() -> datasets.ImageSet:
-    return datasets.load_mnist(train=False)
+    return datasets.load_dataset("mnist-test")
 
 
 #: The standard one-shot tests, by name; run them with :func:`evaluate_protocols`.

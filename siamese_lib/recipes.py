@@ -35,9 +35,10 @@ from .checkpoint import TrainedNet, load_trained, save_trained
 from .config import cache_dir, seed_everything
 from .episodes import EpisodeSampler
 from .evaluate import embed_images, one_shot_accuracy
+from .imageset import gather
 from .losses import KochLoss, by_name
 from .nets import Classifier, EmbeddingNet
-from .pairs import class_balanced_batches, pair_batches, rows, to_float
+from .pairs import class_balanced_batches, pair_batches, to_float
 from .precision import pick_device
 from .train import History, fit
 
@@ -146,17 +147,16 @@ class TrainingData:
 def training_data(name: str) -> TrainingData:
     """The training and validation split of a recipe's data set."""
     if name == "mnist":
-        train = datasets.load_mnist(train=True)
-        # the last 10,000 training digits are held out for validation
-        return TrainingData(train.images[:50000], train.labels[:50000],
-                            train.images[50000:], train.labels[50000:], 10)
+        train, val = datasets.load_dataset("mnist-train"), datasets.load_dataset("mnist-validation")
+        return TrainingData(train.images, train.labels, val.images, val.labels, 10)
     if name == "omniglot-background":
         bg = datasets.load_omniglot("background")
         held_out = bg.groups >= bg.groups.max() - 3  # the last 4 background alphabets validate
         return TrainingData(bg.images[~held_out], bg.labels[~held_out],
                             bg.images[held_out], bg.labels[held_out], bg.num_classes)
     if name == "omniglot-vinyals":
-        train, val = datasets.load_omniglot_vinyals("train"), datasets.load_omniglot_vinyals("val")
+        train = datasets.load_dataset("omniglot-vinyals-train")
+        val = datasets.load_dataset("omniglot-vinyals-val")
         return TrainingData(train.images, train.labels, val.images, val.labels, train.num_classes)
     if name == "att-faces":
         faces = datasets.load_att_faces("training")
@@ -217,8 +217,8 @@ def _shuffled_batches(images, labels, batch_size, n_batches, seed, augment, devi
     g = torch.Generator().manual_seed(seed)
     for _ in range(n_batches):
         idx = torch.randint(len(labels), (batch_size,), generator=g)
-        x = to_float(rows(images, idx))
-        yield (augment(x, g) if augment else x).to(device), rows(labels, idx).to(device)
+        x = to_float(gather(images, idx))
+        yield (augment(x, g) if augment else x).to(device), gather(labels, idx).to(device)
 
 
 def _validator(recipe: Recipe, data: TrainingData, loss_fn: nn.Module):

@@ -7,11 +7,14 @@ own data root use an isolated cache so nothing keyed by a temporary path is left
 
 from __future__ import annotations
 
+import hashlib
+import io
 import re
 import shutil
 import socket
 import time
 import urllib.error
+import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -19,12 +22,9 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from hypothesis import given
-from hypothesis import strategies as st
 from PIL import Image
-from torch.utils.data import DataLoader
 
-from siamese_lib import data
+from siamese_lib import cli, data, download
 from siamese_lib.config import CACHE_ENV, data_root
 
 SMALL_ALPHABET = "Ojibwe_(Canadian_Aboriginal_Syllabics)"  # 14 characters, 280 images
@@ -78,76 +78,6 @@ def small_root(tmp_path: Path, isolated_cache: Path) -> Path:
 def background28() -> data.ImageSet:
     need("omniglot-py", "images_background")
     return data.load_omniglot("background", 28)
-
-
-# ---------------------------------------------------------------------------------------
-# ImageSet
-
-
-def toy() -> data.ImageSet:
-    return data.ImageSet(
-        images=torch.arange(24, dtype=torch.uint8).reshape(6, 1, 2, 2),
-        labels=torch.tensor([0, 0, 1, 2, 2, 3]),
-        classes=["a", "b", "c", "d"],
-        groups=torch.tensor([0, 0, 0, 1, 1, 1]),
-        group_names=["g0", "g1"],
-        drawers=torch.tensor([1, 2, 1, 2, 1, 2]),
-    )
-
-
-def test_getitem_gives_unit_floats_and_works_with_a_dataloader() -> None:
-    ds = toy()
-    image, label = ds[5]
-    assert image.dtype == torch.float32 and image.shape == (1, 2, 2)
-    assert torch.allclose(image, torch.tensor([[[20.0, 21.0], [22.0, 23.0]]]) / 255)
-    assert label == 3 and isinstance(label, int)
-    images, labels = next(iter(DataLoader(ds, batch_size=4)))
-    assert images.shape == (4, 1, 2, 2)
-    assert labels.tolist() == [0, 0, 1, 2]
-    assert len(ds) == 6 and ds.num_classes == 4
-
-
-def test_float_scales_all_images() -> None:
-    ds = toy()
-    x = ds.float()
-    assert x.dtype == torch.float32 and x.shape == ds.images.shape
-    assert x.max() == pytest.approx(23 / 255)
-    assert ds.images.dtype == torch.uint8  # not modified in place
-
-
-def test_subset_relabels_densely_and_drops_unused_names() -> None:
-    sub = toy().subset([3, 4, 5])
-    assert sub.classes == ["c", "d"] and sub.labels.tolist() == [0, 0, 1]
-    assert sub.group_names == ["g1"] and sub.groups.tolist() == [0, 0, 0]
-    assert sub.drawers.tolist() == [2, 1, 2]
-    assert torch.equal(sub.images, toy().images[3:])
-    masked = toy().subset(torch.tensor([False, True, True, False, False, True]))
-    assert masked.classes == ["a", "b", "d"] and masked.labels.tolist() == [0, 1, 2]
-
-
-@given(st.lists(st.booleans(), min_size=6, max_size=6))
-def test_subset_keeps_every_examples_names(mask: list[bool]) -> None:
-    ds = toy()
-    sub = ds.subset(mask)
-    kept = [i for i, keep in enumerate(mask) if keep]
-    assert [sub.classes[i] for i in sub.labels] == [ds.classes[ds.labels[i]] for i in kept]
-    assert [sub.group_names[i] for i in sub.groups] == [ds.group_names[ds.groups[i]] for i in kept]
-    assert sorted(set(sub.labels.tolist())) == list(range(sub.num_classes))
-    assert torch.equal(sub.images, ds.images[kept])
-
-
-def test_imageset_rejects_inconsistent_fields() -> None:
-    ds = toy()
-    with pytest.raises(ValueError, match="uint8"):
-        data.ImageSet(ds.images.float(), ds.labels, ds.classes)
-    with pytest.raises(ValueError, match="labels"):
-        data.ImageSet(ds.images, ds.labels, ds.classes[:3])
-    with pytest.raises(ValueError, match="shape"):
-        data.ImageSet(ds.images, ds.labels[:5], ds.classes)
-    with pytest.raises(ValueError, match="together"):
-        data.ImageSet(ds.images, ds.labels, ds.classes, groups=ds.groups)
-    with pytest.raises(ValueError, match="mask"):
-        ds.subset([True, False])
 
 
 # ---------------------------------------------------------------------------------------
@@ -296,24 +226,40 @@ def test_omniglot_missing_folder_is_named(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_omniglot_failed_download_is_bounded_and_explained(
+def test_omniglot_failed_download_is_explained_without_a_process_wide_timeout(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls = []
+    asked = []
 
-    def offline(root: str, background: bool, download: bool) -> None:
-        calls.append((root, background, download, socket.getdefaulttimeout()))
+    def offline(url: str, timeout: float = 0.0) -> bytes:
+        asked.append((url, timeout))
         raise urllib.error.URLError("network is unreachable")
 
-    monkeypatch.setattr(torchvision.datasets, "Omniglot", offline)
-    before = socket.getdefaulttimeout()
+    def forbidden(seconds: float | None) -> None:  # used to bound torchvision's download
+        raise AssertionError("socket.setdefaulttimeout changes every thread's sockets")
+
+    monkeypatch.setattr(download, "fetch_bytes", offline)
+    monkeypatch.setattr(socket, "setdefaulttimeout", forbidden)
     with pytest.raises(FileNotFoundError, match="network is unreachable") as info:
         data.load_omniglot("background", root=tmp_path)
     assert str(tmp_path / "omniglot-py" / "images_background") in str(info.value)
-    ((root, background, download, timeout),) = calls
-    assert (root, background, download) == (str(tmp_path), True, True)
-    assert timeout is not None and 0 < timeout <= 60
-    assert socket.getdefaulttimeout() == before
+    assert [url for url, _ in asked] == [download.OMNIGLOT_URL.format(subset="background")]
+
+
+def test_omniglot_is_downloaded_checked_and_unpacked_when_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_cache: Path
+) -> None:
+    source = need("omniglot-py", "images_background", SMALL_ALPHABET)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for png in sorted(source.rglob("*.png")):
+            archive.write(png, f"images_background/{png.relative_to(source.parent)}")
+    body = buffer.getvalue()
+    url = download.OMNIGLOT_URL.format(subset="background")
+    monkeypatch.setattr(download, "fetch_bytes", lambda u, timeout=0.0: {url: body}[u])
+    monkeypatch.setitem(download.OMNIGLOT_MD5, "background", hashlib.md5(body).hexdigest())
+    ds = data.load_omniglot("background", root=tmp_path)
+    assert ds.group_names == [SMALL_ALPHABET] and len(ds) == 280
 
 
 def test_broken_png_is_named(small_root: Path, isolated_cache: Path) -> None:
@@ -446,7 +392,6 @@ def test_att_faces_missing_folder_is_named(tmp_path: Path) -> None:
 
 
 def test_mnist_missing_offline_names_the_folder(tmp_path, monkeypatch):
-    import torchvision
 
     def offline(self):
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz: no network")
@@ -456,89 +401,124 @@ def test_mnist_missing_offline_names_the_folder(tmp_path, monkeypatch):
         data.load_mnist(root=tmp_path)
 
 
-# ------------------------------------------------------------------- your own image folders
+# ---------------------------------------------------------------------------------------
+# Caches that cannot be written, archives that cannot be read
 
 
-def _write(path: Path, array: np.ndarray) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path)
+def test_omniglot_loads_in_memory_when_the_cache_cannot_be_created(
+    small_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("the cache folder would have to be inside this file")
+    monkeypatch.setenv(CACHE_ENV, str(blocker / "cache"))  # fails even for root
+    ds = data.load_omniglot("background", root=small_root)
+    assert len(ds) == 280
+
+
+def test_omniglot_loads_in_memory_from_a_read_only_cache(
+    small_root: Path, isolated_cache: Path
+) -> None:
+    folder = isolated_cache / "data"
+    folder.mkdir(parents=True)
+    folder.chmod(0o555)  # root could write it anyway: the permission bits are what count
+    try:
+        ds = data.load_omniglot("background", root=small_root)
+        assert len(ds) == 280 and list(folder.iterdir()) == []
+    finally:
+        folder.chmod(0o755)
+
+
+@pytest.mark.parametrize("archive", ["omniglot-py/images_background.zip",
+                                     "MNIST/raw/train-images-idx3-ubyte.gz"])
+def test_a_corrupt_archive_in_the_data_folder_is_named(archive: str, tmp_path: Path) -> None:
+    path = tmp_path / archive
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"PK\x03\x04 cut short")
+    load = data.load_mnist if archive.startswith("MNIST") else data.load_omniglot
+    with pytest.raises(OSError, match="truncated or corrupt") as info:
+        load(root=tmp_path)
+    assert f"cannot unpack {path}" in str(info.value)
+
+
+def lake_root(tmp_path: Path, body: bytes) -> Path:
+    path = tmp_path / "data" / "omniglot-official-small" / "all_runs.zip"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(body)
     return path
 
 
-def _grey(value: int, shape: tuple[int, int] = (40, 30)) -> np.ndarray:
-    return np.full(shape, value, dtype=np.uint8)
+@pytest.mark.parametrize("damage", ["truncated", "flipped"])
+def test_a_corrupt_lake_zip_is_a_clear_oserror(damage: str, tmp_path: Path) -> None:
+    real = need("omniglot-official-small", "all_runs.zip").read_bytes()
+    if damage == "truncated":
+        body = real[: len(real) // 2]
+    else:  # the archive's directory is intact but a member's bytes are not
+        middle = len(real) // 3
+        body = real[:middle] + bytes(b ^ 0xFF for b in real[middle : middle + 4096]) + \
+            real[middle + 4096 :]
+    path = lake_root(tmp_path, body)
+    with pytest.raises(OSError, match="truncated or corrupt") as info:
+        data.load_lake_runs(root=path.parents[1])
+    assert str(path) in str(info.value) and "Delete it" in str(info.value)
 
 
-def test_load_image_folder_reads_classes_in_natural_order(tmp_path: Path) -> None:
-    _write(tmp_path / "s10" / "1.png", _grey(10))
-    _write(tmp_path / "s2" / "b.jpg", _grey(200))
-    _write(tmp_path / "s2" / "a.png", _grey(20))
-    (tmp_path / "s2" / "notes.txt").write_text("not an image")
-    (tmp_path / ".ipynb_checkpoints").mkdir()
-    _write(tmp_path / "s2" / ".hidden.png", _grey(99))
+def test_evaluate_on_a_corrupt_lake_zip_is_exit_2_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from siamese_lib.checkpoint import save_checkpoint
+    from siamese_lib.nets import EmbeddingNet
 
-    images = data.load_image_folder(tmp_path, size=(12, 8))
-
-    assert images.classes == ["s2", "s10"]
-    assert images.labels.tolist() == [0, 0, 1]
-    assert images.images.shape == (3, 1, 12, 8)
-    assert images.images.dtype == torch.uint8
-    # a.png before b.jpg; a constant image stays constant through resizing (JPEG: nearly)
-    assert images.images[0].unique().tolist() == [20]
-    assert abs(int(images.images[1].float().mean()) - 200) <= 2
-    assert images.images[2].unique().tolist() == [10]
+    path = lake_root(tmp_path, b"PK\x03\x04 not really a zip")
+    monkeypatch.setenv("SIAMESE_LIB_DATA", str(path.parents[1]))
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "tiny.pt", EmbeddingNet(width=8, embedding_dim=4))
+    assert cli.main(["evaluate", str(ckpt), "--data", "lake-runs"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err
 
 
-def test_load_image_folder_inverts_and_reads_rgb(tmp_path: Path) -> None:
-    rgb = np.zeros((6, 6, 3), dtype=np.uint8)
-    rgb[..., 0] = 255  # pure red
-    _write(tmp_path / "red" / "1.png", rgb)
-
-    grey = data.load_image_folder(tmp_path, size=6, invert=True)
-    colour = data.load_image_folder(tmp_path, size=6, channels=3)
-
-    red_as_grey = round(0.299 * 255)  # ITU-R 601-2 luma, as Pillow's "L" conversion
-    assert grey.images.unique().tolist() == [255 - red_as_grey]
-    assert colour.images.shape == (1, 3, 6, 6)
-    assert colour.images[0, :, 0, 0].tolist() == [255, 0, 0]
+# ---------------------------------------------------------------------------------------
+# Named data sets
 
 
-def test_load_images_matches_the_folder_loader(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
-    paths = [_write(tmp_path / "c" / f"{i}.png", rng.integers(0, 256, (20, 20), dtype=np.uint8))
-             for i in range(3)]
-    assert torch.equal(data.load_images(paths, size=20), data.load_image_folder(tmp_path, 20).images)
-    assert torch.equal(data.load_images(paths[:1], size=20)[0, 0],
-                       torch.from_numpy(np.array(Image.open(paths[0]))))
+def test_the_mnist_split_is_the_first_50000_and_the_last_10000() -> None:
+    need("MNIST", "raw")
+    full = data.load_mnist(train=True)
+    train, val = data.load_dataset("mnist-train"), data.load_dataset("mnist-validation")
+    assert len(train) == data.MNIST_TRAIN_SIZE == 50000 and len(val) == 10000
+    assert torch.equal(train.images, full.images[:50000])
+    assert torch.equal(val.labels, full.labels[50000:])
+    assert train.classes == val.classes == [str(d) for d in range(10)]
 
 
-def test_load_image_folder_says_what_is_wrong(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="image folder not found"):
-        data.load_image_folder(tmp_path / "nowhere")
-    _write(tmp_path / "flat.png", _grey(0))
-    with pytest.raises(FileNotFoundError, match="no class subfolders: put the images"):
-        data.load_image_folder(tmp_path)
-    _write(tmp_path / "alice" / "1.png", _grey(0))
-    (tmp_path / "bob").mkdir()
-    (tmp_path / "bob" / "readme.txt").write_text("x")
-    with pytest.raises(FileNotFoundError, match=r"class folder\(s\) bob .* hold no image"):
-        data.load_image_folder(tmp_path)
-    (tmp_path / "bob" / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(OSError, match="cannot read image .*broken.png"):
-        data.load_image_folder(tmp_path)
+def test_named_sets_load_at_the_size_asked_for(small_root: Path) -> None:
+    need("omniglot-py", "images_evaluation")
+    assert data.load_dataset("omniglot-evaluation", 20).images.shape[-2:] == (20, 20)
+    assert data.load_dataset("att-faces-testing", 50).images.shape[-2:] == (50, 50)
 
 
-def test_load_images_rejects_bad_arguments(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no image files"):
-        data.load_images([])
-    path = _write(tmp_path / "a.png", _grey(0))
-    with pytest.raises(ValueError, match="channels must be 1 .* or 3"):
-        data.load_images([path], channels=2)
-    with pytest.raises(OSError, match="cannot read image .*missing.png"):
-        data.load_images([tmp_path / "missing.png"])
+def test_the_cli_offers_the_registry_evaluation_sets() -> None:
+    assert cli.EVAL_DATA == (*data.EVALUATION_SETS, "lake-runs")
+    assert set(data.EVALUATION_SETS) == {"omniglot-evaluation", "omniglot-vinyals-test",
+                                         "mnist-test"}
+    assert set(cli._DEFAULT_DATA.values()) <= set(data.DATASETS)
 
 
-def test_the_faces_folder_loads_like_load_att_faces() -> None:
-    folder = need("att_faces", "testing")
-    assert torch.equal(data.load_image_folder(folder, size=100).images,
-                       data.load_att_faces("testing", download=False).images)
+@pytest.mark.parametrize("name, size, error, fragment", [
+    ("mnist", None, KeyError, "known: mnist-train"),
+    ("mnist-test", 32, ValueError, "28x28"),
+    ("omniglot-evaluation", 0, ValueError, "size must be"),
+    ("omniglot-evaluation", 2.5, ValueError, "size must be"),
+])
+def test_load_dataset_refuses_unknown_names_and_sizes(name, size, error, fragment) -> None:
+    with pytest.raises(error, match=fragment):
+        data.load_dataset(name, size)
+
+
+@pytest.mark.parametrize("size", [0, -1, 2.5, "28", True])
+def test_glyph_loaders_refuse_a_bad_size_before_reading(size, tmp_path: Path) -> None:
+    # used to surface from PIL, once per file, as "cannot read image ...: height and width
+    # must be > 0" (or a TypeError)
+    for load in (data.load_omniglot, data.load_omniglot_vinyals, data.load_lake_runs):
+        with pytest.raises(ValueError, match="size must be a whole number"):
+            load(size=size, root=tmp_path)

@@ -39,9 +39,10 @@ from siamese_lib.evaluate import (
     one_shot_accuracy,
     roc_curve,
 )
+from siamese_lib.imageset import gather as rows
 from siamese_lib.losses import ContrastiveLoss, KochLoss
 from siamese_lib.nets import Classifier, EmbeddingNet, ShiftAveraged, SiameseNetwork
-from siamese_lib.pairs import all_pairs, class_balanced_batches, pair_batches, rows
+from siamese_lib.pairs import all_pairs, class_balanced_batches, pair_batches
 from siamese_lib.precision import (
     BF16_ENV,
     CHANNELS_LAST_ENV,

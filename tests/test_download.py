@@ -95,3 +95,60 @@ def test_att_faces_archive_without_the_faces_leaves_nothing(tmp_path: Path, monk
     with pytest.raises(FileNotFoundError, match="does not hold the 400 faces"):
         data.load_att_faces("training", root=tmp_path)
     assert not (tmp_path / "att_faces" / "training").exists()
+
+
+# --------------------------------------------------------------- download-or-explain, once
+
+_REAL_FETCH = download.fetch_bytes  # before conftest replaces it with an offline stand-in
+
+
+def test_download_or_explain_fetches_only_what_is_missing() -> None:
+    calls = []
+    download.download_or_explain(lambda: True, lambda: calls.append(1), True, "missing")
+    assert calls == []
+    done = []
+    download.download_or_explain(lambda: bool(done), lambda: done.append(1), True, "missing")
+    assert done == [1]
+
+
+def test_download_or_explain_says_what_is_missing_and_why() -> None:
+    def fail() -> None:
+        raise OSError("no route to host")
+
+    with pytest.raises(FileNotFoundError, match="Put it there. The download failed: .*no route"):
+        download.download_or_explain(lambda: False, fail, True, "X is missing. Put it there.")
+    with pytest.raises(FileNotFoundError, match=r"^X is missing\.$"):
+        download.download_or_explain(lambda: False, fail, False, "X is missing.")
+    with pytest.raises(FileNotFoundError, match="The download from https://x.org/y failed"):
+        download.download_or_explain(lambda: False, fail, True, "X.", source="https://x.org/y")
+
+
+def test_fetch_bytes_passes_its_timeout_to_urllib(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import urllib.request
+
+    seen = []
+
+    class Response(io.BytesIO):
+        def __enter__(self):
+            return self
+
+    def urlopen(url: str, timeout: float | None = None):
+        seen.append((url, timeout, socket.getdefaulttimeout()))
+        return Response(b"body")
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    assert _REAL_FETCH("https://example.org/x") == b"body"
+    ((url, timeout, process_wide),) = seen
+    assert timeout == download.TIMEOUT_S and process_wide is None
+
+
+def test_mnist_is_downloaded_checked_and_unpacked_when_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = need("MNIST", "raw")
+    files = {download.MNIST_MIRRORS[0] + name: (raw / name).read_bytes()
+             for name in download.MNIST_MD5}
+    asked = serve(monkeypatch, files)
+    test = data.load_mnist(train=False, root=tmp_path)
+    assert len(test) == 10000 and sorted(asked) == sorted(files)

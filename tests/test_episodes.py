@@ -204,3 +204,11 @@ def test_large_and_exactly_full_classes_together() -> None:
     small = torch.cat([ep.support, ep.query], -1)[labels[ep.support[:, :, 0]] == 2]
     assert small.shape == (rows, 20)
     assert (small.sort(-1).values == torch.arange(10000, 10020)).all()
+
+
+def test_a_seeded_episode_draw_is_pinned_to_the_numbers_of_the_first_release() -> None:
+    """Protocols compare models on the same episodes: the draw for a seed must not move."""
+    labels = torch.tensor([4, 4, 9, 9, 9, 2, 2, 4, 2, 9, 7, 7])
+    episodes = EpisodeSampler(labels, 3, 1, 1, 2, seed=5).sample()
+    assert episodes.support.tolist() == [[[4], [7], [6]], [[0], [2], [10]]]
+    assert episodes.query.tolist() == [[[2], [1], [5]], [[7], [9], [11]]]
