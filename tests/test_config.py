@@ -83,9 +83,13 @@ class App:
 
     def __init__(self):
         self.events = []
+        self.config_values = {}
 
     def connect(self, event, handler, priority=500):
         self.events.append(event)
+
+    def add_config_value(self, name, default, rebuild):
+        self.config_values[name] = default
 
 
 def test_the_book_build_anchors_the_data_root_and_draws_static_sliders(monkeypatch):
@@ -99,6 +103,7 @@ def test_the_book_build_anchors_the_data_root_and_draws_static_sliders(monkeypat
     assert os.environ[config.DATA_ENV] == str(ROOT / "../shared/data")
     assert os.environ["SIAMESE_LIB_WIDGETS"] == "static"
     assert set(app.events) == {"config-inited", "build-finished", "html-page-context"}
+    assert app.config_values == {"siamese_english_root": ""}  # the English edition by default
     assert (extension.mathjax_source() / "tex-mml-chtml.js").is_file()
 
 
@@ -108,9 +113,10 @@ def test_every_page_says_which_budget_built_it(monkeypatch, tmp_path, budget):
 
     extension = _book_extension()
     monkeypatch.setenv("SIAMESE_LIB_BUDGET", budget)
-    app = SimpleNamespace(outdir=str(tmp_path / "_build" / "html"))
     conf = SimpleNamespace(html_theme_options={"repository_url": "kept"},
-                           nb_execution_cache_path="")
+                           nb_execution_cache_path="", siamese_english_root="")
+    app = SimpleNamespace(outdir=str(tmp_path / "_build" / "html"), srcdir=str(tmp_path),
+                          config=conf)
     extension.mark_the_budget(app, conf)
     footer = conf.html_theme_options["extra_footer"]
     assert conf.html_theme_options["repository_url"] == "kept"
@@ -120,6 +126,22 @@ def test_every_page_says_which_budget_built_it(monkeypatch, tmp_path, budget):
     # short build's executed notebooks
     expected = "" if budget == "book" else str(tmp_path / "_build" / ".jupyter_cache-long")
     assert conf.nb_execution_cache_path == expected
+
+
+@pytest.mark.parametrize("budget", ["book", "long"])
+def test_the_chinese_edition_reuses_the_english_executed_notebooks(monkeypatch, tmp_path, budget):
+    from types import SimpleNamespace
+
+    extension = _book_extension()
+    monkeypatch.setenv("SIAMESE_LIB_BUDGET", budget)
+    conf = SimpleNamespace(html_theme_options={}, nb_execution_cache_path="",
+                           siamese_english_root="..")
+    app = SimpleNamespace(outdir=str(tmp_path / "zh" / "_build" / "html"),
+                          srcdir=str(tmp_path / "zh"), config=conf)
+    extension.mark_the_budget(app, conf)
+    suffix = "" if budget == "book" else "-long"
+    assert conf.nb_execution_cache_path == str(tmp_path / "_build" / f".jupyter_cache{suffix}")
+    assert "训练预算" in conf.html_theme_options["extra_footer"]
 
 
 def test_a_misspelt_budget_stops_the_book_build(monkeypatch):
