@@ -107,7 +107,7 @@ class OneShotClassifier:
             labels: (S,) their classes, whole numbers 0..C-1, each class at least once; a
                 class may have any number of images.
             classes: optional names of the classes, ``classes[i]`` for label i (e.g.
-                :class:`~siamese_lib.data.ImageSet`'s ``classes``); predictions carry them.
+                :class:`~siamese_lib.imageset.ImageSet`'s ``classes``); predictions carry them.
 
         Raises:
             ValueError: no images, not one label per image, labels that are not 0..C-1
