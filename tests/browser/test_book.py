@@ -317,7 +317,7 @@ def test_chinese_search_finds_chinese_words(page, book_url: str, book_html: Path
     if not index.is_file():
         pytest.fail(f"no {index}: build the Chinese edition (jupyter-book build {EDITION})")
     _open(page, book_url, f"{EDITION}/search.html?q=孪生网络")
-    results = page.locator("#search-results li")
-    results.first.wait_for(timeout=20_000)
+    # Sphinx's search writes its summary line once every page of the index is searched
+    page.locator("#search-results p.search-summary").wait_for(timeout=30_000)
     pages = page.eval_on_selector_all("#search-results li a", "els => els.map(a => a.href)")
     assert any("02_siamese_and_contrastive_loss" in href for href in pages), pages[:10]
