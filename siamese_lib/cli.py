@@ -512,11 +512,11 @@ def _query_files(items: Sequence[Path]) -> list[Path]:
 
 def _check_support(folder: Path) -> None:
     """A support folder with class subfolders that hold images (checked without reading them)."""
-    from .data import image_files
+    from .folders import class_folders, image_files
 
     if not folder.is_dir():
         raise UsageError(f"support folder not found: {folder}")
-    classes = [d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    classes = class_folders(folder)
     if not classes:
         raise UsageError(f"support folder {folder} has no class subfolders: put the examples "
                          f"of each class in {folder / '<class name>'}")

@@ -473,6 +473,14 @@ class NamedDataSet:
     resizable: bool = True
 
 
+def load_mnist_split(root: str | os.PathLike | None = None) -> tuple[ImageSet, ImageSet]:
+    """MNIST's training digits read once and split: the first :data:`MNIST_TRAIN_SIZE`
+    train, the rest are held out to validate."""
+    digits = load_mnist(train=True, root=root)
+    return (digits.subset(slice(None, MNIST_TRAIN_SIZE)),
+            digits.subset(slice(MNIST_TRAIN_SIZE, None)))
+
+
 def _mnist(part: str) -> Callable[[int | None], ImageSet]:
     def load(size: int | None) -> ImageSet:
         if size not in (None, 28):
@@ -480,8 +488,8 @@ def _mnist(part: str) -> Callable[[int | None], ImageSet]:
                              "pick a data set of the model's size")
         if part == "test":
             return load_mnist(train=False)
-        split = slice(None, MNIST_TRAIN_SIZE) if part == "train" else slice(MNIST_TRAIN_SIZE, None)
-        return load_mnist(train=True).subset(split)
+        train, validation = load_mnist_split()
+        return train if part == "train" else validation
 
     return load
 

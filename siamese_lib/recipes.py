@@ -147,7 +147,7 @@ class TrainingData:
 def training_data(name: str) -> TrainingData:
     """The training and validation split of a recipe's data set."""
     if name == "mnist":
-        train, val = datasets.load_dataset("mnist-train"), datasets.load_dataset("mnist-validation")
+        train, val = datasets.load_mnist_split()  # read once, split in two
         return TrainingData(train.images, train.labels, val.images, val.labels, 10)
     if name == "omniglot-background":
         bg = datasets.load_omniglot("background")
