@@ -1,5 +1,8 @@
 """Random distortions of whole batches, and the shifts of test-time augmentation.
 
+Taught in chapter 5, "One-shot learning on Omniglot" (test-time shifts), and chapter 7,
+"Beyond the contrastive loss" (Koch's distortions in the recipes).
+
 Koch et al. (2015) enlarged Omniglot with small random rotations, shears, scalings and
 translations of every training pair (:class:`RandomAffine`). Here each image of a batch
 gets its own random transform in one ``affine_grid`` / ``grid_sample`` call: no

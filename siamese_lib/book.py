@@ -1,5 +1,8 @@
 """Small helpers the notebooks share: glue numbers into the book, show library code.
 
+Not taught: the plumbing of every chapter (each page's numbers come through ``glue``, and
+its code listings through ``show_source``).
+
 ``glue`` hands a computed value to myst-nb so the book's prose quotes the number the
 build computed; outside a book build (Jupyter, Colab) it just shows the value.
 """

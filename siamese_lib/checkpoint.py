@@ -1,7 +1,7 @@
-"""Taught in chapter 3, "Training a Siamese network on MNIST" (a model trained once and
-loaded back), and the appendix "Engineering notes" (atomic writes, ``weights_only``).
+"""Checkpoints that are never half-written and never run code when loaded.
 
-Checkpoints that are never half-written and never run code when loaded.
+Taught in chapter 3, "Training a Siamese network on MNIST" (a model trained once and
+loaded back), and the appendix "Engineering notes" (atomic writes, ``weights_only``).
 
 A checkpoint is a plain dict of tensors, numbers, strings and lists:
 ``{"format": 1, "config": <net config>, "state_dict": ..., "extra": {...}}``.

@@ -1,4 +1,7 @@
-"""Chapter 6, section 6.6 ("Your own photos"): enrol one example per class, then identify.
+"""One-shot classification: enrol one example per class, then identify.
+
+Taught in chapter 6, "Faces: verification of people never seen" (section 6.6, "Your own
+photos"), and on the page "Your own images".
 
 A one-shot classifier in the style of easyfsl: :meth:`OneShotClassifier.enrol` embeds the
 labelled support set once, and :meth:`OneShotClassifier.predict` names any number of

@@ -1,7 +1,7 @@
-"""Taught in chapter 6, "Faces: verification of people never seen", and the page "Your own
-images"; it parses, calls the library and prints, and holds no logic of its own.
+"""The command line: ``python -m siamese_lib`` (or ``siamese-lib``) trains and evaluates recipes.
 
-The command line: ``python -m siamese_lib`` (or ``siamese-lib``) trains and evaluates recipes.
+Taught in chapter 6, "Faces: verification of people never seen", and on the page "Your own
+images"; it parses, calls the library and prints, and holds no logic of its own.
 
 Commands:
 

@@ -1,5 +1,8 @@
 """Where data and caches live, and how to seed a run.
 
+Taught on the set-up page (the data folder and the model cache); every chapter's
+parameter cell seeds its run with :func:`seed_everything`.
+
 One setting for each place, looked up in the same order everywhere:
 an explicit argument, else an environment variable, else a default.
 """

@@ -1,5 +1,8 @@
 """Euclidean distances between embeddings, with gradients that stay finite at zero.
 
+Taught in chapter 2, "Siamese networks and the contrastive loss" (the distance D), and
+chapter 4, "Embeddings, distances and thresholds".
+
 The article's Eq. 1.1: ``D = ||G(x1) - G(x2)||_2``. The square root has an infinite
 derivative at 0, and two identical images give exactly 0, so every function here
 clamps the squared distance before taking its root.

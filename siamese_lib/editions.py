@@ -1,7 +1,8 @@
 """The book's second edition (中文版): made from the English sources, so it cannot drift.
 
-This is the book's own bookkeeping, not something a chapter teaches; the set-up page says
-how translators use it. A Chinese page is the English page with its prose translated:
+Not taught: the book's own bookkeeping; the set-up page says how translators use it.
+
+A Chinese page is the English page with its prose translated:
 
 - A notebook's code cells are copied from the English notebook by :func:`sync`, never
   edited by hand. jupyter-cache keys the executed outputs on the code, so the Chinese

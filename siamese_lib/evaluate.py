@@ -1,8 +1,8 @@
-"""Taught in chapter 4, "Embeddings, distances and thresholds" (thresholds, ROC, the
+"""How good is an embedding? Verification (same or different?) and one-shot accuracy.
+
+Taught in chapter 4, "Embeddings, distances and thresholds" (thresholds, ROC, the
 verification accuracy), and chapter 5, "One-shot learning on Omniglot" (episodes);
 chapter 6, "Faces: verification of people never seen", verifies faces with it.
-
-How good is an embedding? Verification (same or different?) and one-shot accuracy.
 
 Every evaluation embeds each image once and then works on the embeddings: a 20-way
 episode compares a query with 20 support images, and re-running the twin network

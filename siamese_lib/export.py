@@ -1,5 +1,7 @@
-"""The "Your own images" page (book/your_images.md): a trained embedding net as a file
-that other programs run, without this library or Python: ONNX, or TorchScript.
+"""A trained embedding net as a file that other programs run: ONNX, or TorchScript.
+
+Taught on the page "Your own images" (its last step); the file runs without this
+library or Python.
 
 The file holds the embedding net G only: images in, embeddings out. A one-shot
 classifier or a verifier built on it compares the embeddings as the library does

@@ -1,4 +1,7 @@
-"""Files that are never half-written: the one place that writes caches and checkpoints."""
+"""Files that are never half-written: the one place that writes caches and checkpoints.
+
+Taught in the appendix "Engineering notes" (writing a checkpoint atomically).
+"""
 
 from __future__ import annotations
 

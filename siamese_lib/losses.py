@@ -1,7 +1,7 @@
-"""Taught in chapter 2, "Siamese networks and the contrastive loss", and chapter 7, "Beyond
-the contrastive loss" (Koch's head, triplets and prototypes, compared by name).
+"""Losses that teach an embedding net which images belong together.
 
-Losses that teach an embedding net which images belong together.
+Taught in chapter 2, "Siamese networks and the contrastive loss", and chapter 7, "Beyond
+the contrastive loss" (Koch's head, triplets and prototypes, compared by name).
 
 Label convention everywhere in this module (the article's, after Hadsell et al. 2006):
 **Y = 0 means similar (same class), Y = 1 means dissimilar.** Losses that take class
@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .distances import euclidean, pairwise_euclidean, pairwise_squared_euclidean, squared_euclidean
+from .imageset import indices_by_label
 from .pairs import check_integer_labels
 
 
@@ -298,22 +299,19 @@ class PrototypicalLoss(nn.Module):
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Loss of a batch: embeddings (N, d) and class labels (N,) with K > n_support per class."""
         _check_class_labels(embeddings, labels)
-        classes, dense = labels.unique(return_inverse=True)
-        if len(classes) < 2:
+        _, dense = labels.unique(return_inverse=True)
+        by_class = indices_by_label(dense)
+        if len(by_class) < 2:
             raise ValueError("the prototypical loss needs at least two classes in a batch")
-        order = torch.argsort(dense, stable=True)
-        counts = torch.bincount(dense)
-        if (counts <= self.n_support).any():
+        fewest = min(len(positions) for positions in by_class)
+        if fewest <= self.n_support:
             raise ValueError(
                 f"every class needs more than n_support={self.n_support} images in a batch, "
-                f"got as few as {int(counts.min())}"
+                f"got as few as {fewest}"
             )
-        rank = torch.arange(len(labels), device=labels.device) - torch.repeat_interleave(
-            torch.cumsum(counts, 0) - counts, counts
-        )
         is_support = torch.zeros_like(dense, dtype=torch.bool)
-        is_support[order] = rank < self.n_support
-        prototypes = torch.zeros(len(classes), embeddings.shape[1], device=embeddings.device)
+        is_support[torch.cat([positions[: self.n_support] for positions in by_class])] = True
+        prototypes = torch.zeros(len(by_class), embeddings.shape[1], device=embeddings.device)
         prototypes = prototypes.index_add(0, dense[is_support], embeddings[is_support])
         prototypes = prototypes / self.n_support
         logits = -pairwise_squared_euclidean(embeddings[~is_support], prototypes)

@@ -1,5 +1,8 @@
 """The networks: one embedding net, and the Siamese network that applies it twice.
 
+Taught in chapter 2, "Siamese networks and the contrastive loss" (the sister networks),
+and chapter 7, "Beyond the contrastive loss" (Koch's learned head).
+
 A Siamese network is not two networks. It is ONE embedding network G applied to both
 images of a pair, so the two "sister networks" share every weight by construction.
 """

@@ -1,8 +1,10 @@
 """Pairs and class-balanced batches, drawn from any labelled set by index.
 
-Taught in chapter 2 (Siamese networks and the contrastive loss), which draws the first
-similar and dissimilar pairs; chapter 3 trains on :func:`pair_batches`, and chapter 7's batch
-losses train (through the recipes) on class-balanced batches. Samplers work on labels only and return indices, so they serve a tensor held in
+Taught in chapter 2, "Siamese networks and the contrastive loss", which draws the first
+similar and dissimilar pairs; chapter 3 trains on :func:`pair_batches`, and chapter 7's
+batch losses train (through the recipes) on class-balanced batches.
+
+Samplers work on labels only and return indices, so they serve a tensor held in
 memory (the fast path: index a uint8 tensor, on the GPU if there is one) as well as
 any ``Dataset`` that exposes ``.labels`` or ``.targets`` (through a ``DataLoader``).
 All randomness comes from a seeded ``torch.Generator``.

@@ -1,5 +1,7 @@
 """Figures the book draws: loss terms, loss curves, pairs, distances, ROC, episodes.
 
+Not taught: every chapter calls these to draw what it teaches.
+
 matplotlib is imported inside each function, so ``import siamese_lib`` works without
 it. Every function draws on an ``ax`` (or returns a new figure) and returns it, so the
 notebooks can compose them.

@@ -1,5 +1,8 @@
 """The standard one-shot tests, by name, so every page and benchmark runs them the same way.
 
+Taught in chapter 5, "One-shot learning on Omniglot" (Lake's runs, the Vinyals split);
+chapter 7 and the results page compare every model on them.
+
 Each protocol embeds its images once with the model, draws its episodes with fixed
 seeds (the same episodes for every model) and returns an :class:`~siamese_lib.evaluate.Accuracy`
 with its 95% confidence interval.

@@ -1,5 +1,8 @@
 """The benchmark measures: what is measured, the target, and published figures to compare.
 
+Taught on the results page, which sets each model beside these published figures;
+chapters 5 and 7 quote them too.
+
 Published figures are quoted with their source (a key of the book's bibliography, or a
 URL) and the protocol they were measured under; they are the only numbers in the book
 not computed by its build.

@@ -1,7 +1,7 @@
-"""Taught in chapter 3, "Training a Siamese network on MNIST" (a recipe, its cache key and
-its training run), and used by every chapter after it.
+"""Named recipes: every model the book uses, defined once and trained at most once.
 
-Named recipes: every model the book uses, defined once and trained at most once.
+Taught in chapter 3, "Training a Siamese network on MNIST" (a recipe, its cache key and
+its training run), and used by every chapter after it.
 
 A :class:`Recipe` fixes everything that makes a model: data, network, loss, batches,
 schedule, augmentation and seed. :func:`load_model` trains a recipe the first time it
@@ -328,8 +328,8 @@ def _omniglot(name: str, loss: str, loss_kwargs: dict[str, Any], batch: Any, des
               net: dict[str, Any] = _OMNIGLOT_NET) -> Recipe:
     # One budget for every loss: 256 images through the net per step, same steps,
     # schedule, augmentation and seed, so the losses differ only in what they optimise.
-    # No augmentation at this short budget: measured better without it (88.7% vs 87.0%
-    # 20-way, prototypical loss, 400 steps); the longer benchmark runs switch it on.
+    # No augmentation at this short budget, where it cost accuracy; the long budget
+    # (at_budget) switches it on.
     return Recipe(name, data, loss, loss_kwargs, net=dict(net), batch=batch, epochs=8,
                   steps_per_epoch=50, lr=2e-3, augment=False, thicken=thicken,
                   description=description)
@@ -353,7 +353,7 @@ BOOK_RECIPES: dict[str, Recipe] = _recipes(
               "unit-length embeddings", net=_UNIT_NET),
     # The same model one change at a time, for chapter 7's before and after: first the
     # embeddings as the net outputs them and the pull of similar pairs weighed as much as
-    # all dissimilar pairs together (this recipe's form until the book measured it), then
+    # all dissimilar pairs together, then
     # unit-length embeddings with that weighting.
     _omniglot("omniglot-contrastive-raw", "batch-contrastive",
               {"margin": 1.0, "reduction": "nonzero"}, [64, 4],
@@ -375,9 +375,7 @@ BOOK_RECIPES: dict[str, Recipe] = _recipes(
     _omniglot("omniglot-vinyals", "prototypical", {"n_support": 1}, [64, 4],
               "prototypical loss on 64 x 4 batches, trained on the Vinyals class split",
               data="omniglot-vinyals"),
-    # Margin and steps chosen on the validation subjects only (final 7-way 1-shot accuracy,
-    # mean of training seeds 0-2): margin 4 with 400 steps 92.5%, margin 4 with 200 steps
-    # 90.7%, margin 2 with 400 steps 90.7%, margin 1 with 200 steps 81.5%.
+    # margin and steps were chosen on the validation subjects alone, never on the test ones
     Recipe("faces-contrastive", "att-faces", "batch-contrastive",
            {"margin": 4.0, "reduction": "nonzero"},
            net=dict(width=32, embedding_dim=32), batch=[10, 4], epochs=8, steps_per_epoch=50,

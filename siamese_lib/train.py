@@ -1,5 +1,8 @@
 """Training: one loop for pair losses, batch losses and plain classifiers.
 
+Taught in chapter 3, "Training a Siamese network on MNIST", which writes the loop by hand
+first and then calls :func:`fit` (through the recipes, in every chapter after it).
+
 The batch decides the step: ``(x1, x2, y)`` is a pair batch for a pair loss
 (``loss(G(x1), G(x2), y)``); ``(x, labels)`` is a labelled batch for a batch loss or a
 classifier (``loss(model(x), labels)``).
