@@ -353,8 +353,7 @@ BOOK_RECIPES: dict[str, Recipe] = _recipes(
               "unit-length embeddings", net=_UNIT_NET),
     # The same model one change at a time, for chapter 7's before and after: first the
     # embeddings as the net outputs them and the pull of similar pairs weighed as much as
-    # all dissimilar pairs together, then
-    # unit-length embeddings with that weighting.
+    # all dissimilar pairs together, then unit-length embeddings with that weighting.
     _omniglot("omniglot-contrastive-raw", "batch-contrastive",
               {"margin": 1.0, "reduction": "nonzero"}, [64, 4],
               "before: raw embeddings, similar and violating dissimilar pairs averaged apart"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import re
@@ -41,6 +42,7 @@ def test_public_names_exist() -> None:
     assert missing == []
 
 
+@functools.cache
 def _chapter_titles() -> dict[int, str]:
     """Chapter number -> title, read from each chapter notebook's first heading."""
     titles = {}
