@@ -98,9 +98,11 @@ def test_the_book_build_anchors_the_data_root_and_draws_static_sliders(monkeypat
     monkeypatch.chdir(ROOT)
     monkeypatch.setenv(config.DATA_ENV, "../shared/data")
     monkeypatch.delenv("SIAMESE_LIB_WIDGETS", raising=False)
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # as CI exports it
     app = App()
     extension.setup(app)
     assert os.environ[config.DATA_ENV] == str(ROOT / "../shared/data")
+    assert "MPLBACKEND" not in os.environ  # ipykernel then draws the figures into the page
     assert os.environ["SIAMESE_LIB_WIDGETS"] == "static"
     assert set(app.events) == {"config-inited", "build-finished", "html-page-context"}
     assert app.config_values == {"siamese_english_root": ""}  # the English edition by default

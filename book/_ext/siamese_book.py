@@ -7,6 +7,9 @@ It makes the build mean what the README's command says, wherever its kernels run
   and ``book/``, where the same relative path names another folder.
 - ``SIAMESE_LIB_WIDGETS=static``: each explorer draws its precomputed slider, which works
   in a static page (in a running notebook the same call shows a live one).
+- The kernels draw their figures into the pages whatever ``MPLBACKEND`` the caller set:
+  ipykernel chooses matplotlib's inline backend only when the variable is unset, so a
+  ``MPLBACKEND=Agg`` (CI exports it for its own tests) would leave every figure out.
 - MathJax comes from the ``django-static-mathjax`` package and is served from the built
   book's ``_static/mathjax/`` (``mathjax_path`` in ``_config.yml``), so formulas render
   offline and no page fetches a CDN.
@@ -143,8 +146,16 @@ def publish_into_english_site(app, exception) -> None:
     shutil.copytree(app.outdir, target)
 
 
+def draw_figures_inline() -> None:
+    """Leave the kernels' matplotlib backend to ipykernel, which draws into the page."""
+    backend = os.environ.get("MPLBACKEND", "")
+    if backend and "inline" not in backend:
+        del os.environ["MPLBACKEND"]
+
+
 def setup(app) -> dict:
     anchor_environment()
+    draw_figures_inline()
     training_budget()  # a misspelt SIAMESE_LIB_BUDGET stops the build before any notebook
     os.environ[WIDGETS_ENV] = "static"
     mathjax_source()  # fail at the start of the build, not after every notebook ran

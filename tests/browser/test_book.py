@@ -120,6 +120,29 @@ def test_images_load(page, book_url: str, toc_page: str):
     assert not broken, f"{name}: images that did not load: {broken}"
 
 
+# a cell that draws: matplotlib, the library's plots, or an explorer
+_DRAWS = re.compile(r"\bplt\.|\bplots\.|\bshow_(?:pairs|images|episode)\(|_explorer\(|\bfig\b")
+
+
+@pytest.mark.browser
+def test_a_notebook_that_draws_shows_its_figures(page, book_url: str, book_source: Path,
+                                                 notebook_page: str):
+    """A kernel left without matplotlib's inline backend (``MPLBACKEND=Agg`` in the build's
+    environment) runs every cell without error and puts no figure on the page."""
+    notebook = json.loads((book_source / notebook_page).with_suffix(".ipynb").read_text("utf-8"))
+    drawing = [c for c in notebook["cells"]
+               if c["cell_type"] == "code" and _DRAWS.search("".join(c["source"]))]
+    if not drawing:
+        pytest.skip(f"{notebook_page} draws no figure")
+    _open(page, book_url, notebook_page)
+    _wait_for_images(page)
+    shown = page.evaluate(
+        "() => Array.from(document.querySelectorAll('.cell_output img'))"
+        ".filter(img => img.naturalWidth > 0).length")
+    assert shown > 0, (f"{notebook_page}: {len(drawing)} cells draw figures, none is on the page "
+                       "(was the kernel's MPLBACKEND set to a non-inline backend?)")
+
+
 # --------------------------------------------------------------------------------------
 # (c) a full-page screenshot, for people (and reviews) to look at
 
