@@ -23,7 +23,7 @@ from torch import nn
 from .distances import euclidean, pairwise_euclidean, pairwise_squared_euclidean
 from .episodes import Episodes, EpisodeSampler
 from .imageset import gather
-from .pairs import PairSampler, all_pairs, to_float
+from .pairs import PairSampler, all_pairs, check_pair_labels, to_float
 from .precision import autocast, memory_format, pick_device
 from .train import embed as _embed_batch
 
@@ -225,7 +225,14 @@ def lake_runs_accuracy(
 
 
 def accuracy_at_threshold(d: torch.Tensor, y: torch.Tensor, threshold: float) -> float:
-    """Share of pairs called right when "similar" means ``D <= threshold`` (Y = 0 similar)."""
+    """Share of pairs called right when "similar" means ``D <= threshold`` (Y = 0 similar).
+
+    Raises:
+        TypeError, ValueError: see :func:`_check_verification`; or a threshold that is
+            not a finite number.
+    """
+    _check_verification(d, y)
+    _check_threshold(threshold)
     return float(((d <= threshold) == (y.to(d.device) == 0)).double().mean())
 
 
@@ -234,6 +241,7 @@ def best_threshold(d: torch.Tensor, y: torch.Tensor) -> float:
 
     Candidates are the midpoints between consecutive sorted distances.
     """
+    _check_verification(d, y)
     d_sorted, order = d.double().sort()
     similar = (y.to(d.device)[order] == 0).double()
     zero = torch.zeros(1, dtype=torch.double, device=d.device)
@@ -279,6 +287,7 @@ def roc_curve(d: torch.Tensor, y: torch.Tensor) -> ROC:
 
     The curve's tensors are on the device of ``d``.
     """
+    _check_verification(d, y)
     y = y.to(d.device)
     if not ((y == 0).any() and (y == 1).any()):
         raise ValueError("a ROC curve needs both similar (Y=0) and dissimilar (Y=1) pairs")
@@ -297,6 +306,34 @@ def roc_curve(d: torch.Tensor, y: torch.Tensor) -> ROC:
     fnr = 1 - tpr
     k = int((fpr - fnr).abs().argmin())
     return ROC(fpr, tpr, thresholds, auc, float((fpr[k] + fnr[k]) / 2), float(thresholds[k]))
+
+
+def _check_verification(d: torch.Tensor, y: torch.Tensor) -> None:
+    """Distances ``d`` (P,), finite, with one pair label each in ``y`` (P,), at least one pair.
+
+    Without it, mismatched lengths either fail deep inside torch or silently pair the
+    distances with the wrong labels, no pairs give a NaN accuracy, a NaN distance is
+    silently called dissimilar, and a label 2 silently counts as dissimilar.
+    """
+    if not torch.is_tensor(d) or not torch.is_tensor(y):
+        raise TypeError(f"the distances d and labels y must be tensors, got "
+                        f"{type(d).__name__} and {type(y).__name__}: use torch.as_tensor(...)")
+    if d.dim() != 1 or y.shape != d.shape:
+        raise ValueError(f"expected distances d (P,) and pair labels y (P,), one per pair, got "
+                         f"{tuple(d.shape)} and {tuple(y.shape)}")
+    if not len(d):
+        raise ValueError("no pairs: d and y are empty (an accuracy or threshold needs pairs)")
+    if not bool(torch.isfinite(d).all()):
+        raise ValueError("the distances d must be finite, got NaN or infinite values: check "
+                         "the embeddings they were measured on")
+    check_pair_labels(y, "pair labels y")
+
+
+def _check_threshold(threshold: float) -> None:
+    """A finite number (or a one-element tensor of one): NaN would call every pair dissimilar."""
+    value = threshold.item() if torch.is_tensor(threshold) and threshold.numel() == 1 else threshold
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"the threshold must be a finite number, got {threshold!r}")
 
 
 def _just_below_min(d: torch.Tensor) -> float:
@@ -329,9 +366,7 @@ class PairDistances:
     def accuracy_at(self, threshold: float) -> Accuracy:
         """Share of pairs called right when "similar" means ``D <= threshold``, with its
         95% confidence interval over the pairs (each pair a 0/1 trial)."""
-        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not (
-                math.isfinite(threshold)):
-            raise ValueError(f"the threshold must be a finite number, got {threshold!r}")
+        _check_threshold(threshold)
         return mean_ci95(((self.d <= threshold) == (self.y == 0)).double())
 
 

@@ -27,7 +27,7 @@ from torch import nn
 
 from .distances import euclidean, pairwise_euclidean, pairwise_squared_euclidean, squared_euclidean
 from .imageset import indices_by_label
-from .pairs import check_integer_labels
+from .pairs import check_integer_labels, check_pair_labels, check_whole
 
 
 def _check_positive(name: str, value: float) -> float:
@@ -37,13 +37,6 @@ def _check_positive(name: str, value: float) -> float:
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive finite number, got {value}")
     return value
-
-
-def _check_whole(name: str, value: int) -> int:
-    """A whole number >= 1 (1.5 would silently become 1, True would become 1)."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1:
-        return int(value)
-    raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
 
 
 def _check_embeddings(*embeddings: torch.Tensor, labels: torch.Tensor) -> None:
@@ -81,11 +74,7 @@ def _check_pair_labels(y: torch.Tensor, n: int) -> torch.Tensor:
         )
     if n == 0:
         raise ValueError("empty batch: a pair loss needs at least one pair (its mean would be NaN)")
-    bad = (y != 0) & (y != 1)
-    if bad.any():
-        raise ValueError(
-            f"pair labels must be 0 (similar) or 1 (dissimilar), got {y[bad][:5].tolist()}"
-        )
+    check_pair_labels(y)
     return y.to(torch.float32)
 
 
@@ -211,7 +200,7 @@ class KochLoss(nn.Module):
 
     def __init__(self, embedding_dim: int) -> None:
         super().__init__()
-        self.embedding_dim = _check_whole("embedding_dim", embedding_dim)
+        self.embedding_dim = check_whole("embedding_dim", embedding_dim)
         self.head = nn.Linear(embedding_dim, 1)
 
     def similarity(self, e1: torch.Tensor, e2: torch.Tensor) -> torch.Tensor:
@@ -293,7 +282,7 @@ class PrototypicalLoss(nn.Module):
 
     def __init__(self, n_support: int = 1, temperature: float = 1.0) -> None:
         super().__init__()
-        self.n_support = _check_whole("n_support", n_support)
+        self.n_support = check_whole("n_support", n_support)
         self.temperature = _check_positive("temperature", temperature)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

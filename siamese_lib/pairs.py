@@ -12,6 +12,7 @@ All randomness comes from a seeded ``torch.Generator``.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -49,6 +50,26 @@ def check_integer_labels(labels: torch.Tensor) -> None:
             f"class labels must be integers, got {labels[bad][:5].tolist()}: map each class "
             "to an integer id (e.g. with labels.unique(return_inverse=True))"
         )
+
+
+def check_pair_labels(y: torch.Tensor, name: str = "pair labels") -> None:
+    """Refuse pair labels other than 0 (similar) and 1 (dissimilar): a 2 or a 0.5 would
+    silently count as dissimilar."""
+    bad = (y != 0) & (y != 1)
+    if bad.any():
+        raise ValueError(
+            f"{name} must be 0 (similar) or 1 (dissimilar), got {y[bad][:5].tolist()}"
+        )
+
+
+def check_whole(name: str, value: int, minimum: int | None = 1) -> int:
+    """``value`` as an int when it is a whole number >= ``minimum`` (any whole number for
+    None); 2.5 would otherwise be truncated to 2 or fail deep inside torch, True become 1."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and (
+            minimum is None or value >= minimum):
+        return int(value)
+    at_least = "" if minimum is None else f" >= {minimum}"
+    raise ValueError(f"{name} must be a whole number{at_least}, got {value!r}")
 
 
 #: Added to a batch source's seed to seed its augmentation (see :func:`augmentation_seed`):

@@ -462,3 +462,40 @@ def test_pair_helpers_say_what_is_wrong() -> None:
             pairs.accuracy_at(threshold)
     with pytest.raises(TypeError, match="expected PairDistances"):
         verification_accuracy(pairs, (pairs.d, pairs.y))
+
+
+_D, _Y = torch.tensor([0.1, 0.5, 0.9, 1.2]), torch.tensor([0, 0, 1, 1])
+
+
+@pytest.mark.parametrize("verify", [
+    lambda d, y: accuracy_at_threshold(d, y, 0.5), best_threshold, roc_curve])
+@pytest.mark.parametrize(("d", "y", "error", "message"), [
+    # before: NaN accuracy / a torch.min error / "needs both similar"
+    (torch.empty(0), torch.empty(0), ValueError, "no pairs: d and y are empty"),
+    # before: a torch size or index error, or (y longer) a silent answer from the wrong labels
+    (_D, _Y[:3], ValueError, r"expected distances d \(P,\) and pair labels y \(P,\), one per "
+                             r"pair, got \(4,\) and \(3,\)"),
+    (_D[:3], _Y, ValueError, r"pair labels y \(P,\).* got \(3,\) and \(4,\)"),
+    (_D[:, None], _Y, ValueError, r"expected distances d \(P,\).* got \(4, 1\) and \(4,\)"),
+    # before: a NaN or infinite distance was silently called dissimilar
+    (torch.tensor([0.1, math.nan, 0.9, 1.2]), _Y, ValueError, "the distances d must be finite"),
+    (torch.tensor([0.1, math.inf, 0.9, 1.2]), _Y, ValueError, "the distances d must be finite"),
+    # before: a label 2 or 0.5 silently counted as dissimilar
+    (_D, torch.tensor([0, 2, 1, 1]), ValueError,
+     r"pair labels y must be 0 \(similar\) or 1 \(dissimilar\), got \[2\]"),
+    (_D, torch.tensor([0, 0.5, 1, 1]), ValueError, r"pair labels y must be 0 .* got \[0.5\]"),
+    # before: an AttributeError from inside
+    ([0.1, 0.9], [0, 1], TypeError, "the distances d and labels y must be tensors, got list and "
+                                    r"list: use torch.as_tensor"),
+])
+def test_verification_functions_say_what_is_wrong(verify, d, y, error, message) -> None:
+    with pytest.raises(error, match=message):
+        verify(d, y)
+
+
+@pytest.mark.parametrize("threshold", [math.nan, math.inf, "0.5", None])
+def test_accuracy_at_threshold_refuses_a_threshold_that_is_not_a_finite_number(threshold) -> None:
+    # before: NaN called every pair dissimilar and gave an accuracy (0.5 here)
+    with pytest.raises(ValueError, match="the threshold must be a finite number, got"):
+        accuracy_at_threshold(_D, _Y, threshold)
+    assert accuracy_at_threshold(_D, _Y, torch.tensor(0.7)) == 1.0  # a 0-d tensor still works
