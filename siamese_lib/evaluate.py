@@ -23,7 +23,7 @@ from torch import nn
 from .distances import euclidean, pairwise_euclidean, pairwise_squared_euclidean
 from .episodes import Episodes, EpisodeSampler
 from .imageset import gather
-from .pairs import PairSampler, all_pairs, check_pair_labels, to_float
+from .pairs import PairSampler, all_pairs, check_pair_labels, check_whole, to_float
 from .precision import autocast, memory_format, pick_device
 from .train import embed as _embed_batch
 
@@ -69,8 +69,14 @@ def embed_images(
     """Embed every image once -> (N, d) on the CPU. ``model=None`` returns raw pixels
     (flattened), on the images' device.
 
-    Images may be uint8 (scaled to [0, 1]) or float.
+    Images may be uint8 (scaled to [0, 1]) or float. No images give no embeddings, (0, d).
+
+    Raises:
+        TypeError: ``images`` is not a tensor.
+        ValueError: images of an integer type other than uint8, or a ``batch_size`` that
+            is not a whole number >= 1.
     """
+    batch_size = check_whole("batch_size", batch_size)
     if model is None:
         return to_float(images).flatten(1)
     device = pick_device(device)
@@ -83,7 +89,8 @@ def embed_images(
     layout = memory_format(device)  # as in training
     model.to(memory_format=layout)
     out = []
-    for i in range(0, len(images), batch_size):
+    # an empty set runs one empty batch: the model says its embedding size, (0, d)
+    for i in range(0, max(len(images), 1), batch_size):
         x = to_float(images[i : i + batch_size]).to(device)
         x = x.contiguous(memory_format=layout) if x.dim() == 4 else x
         with autocast(device):  # bfloat16 where training uses it
@@ -184,9 +191,16 @@ def one_shot_accuracy(
 
     Returns:
         Mean per-episode accuracy with its 95% confidence interval.
+
+    Raises:
+        TypeError, ValueError: embeddings that are not a finite (N_images, d) float tensor
+            with a row for every image the episodes index, episodes of another type or
+            none, or a ``chunk`` that is not a whole number >= 1.
     """
     if isinstance(episodes, EpisodeSampler):
         episodes = episodes.sample()
+    _check_episodes(embeddings, episodes)
+    chunk = check_whole("chunk", chunk)
     per_episode = []
     for start in range(0, episodes.support.shape[0], chunk):
         s = gather(embeddings, episodes.support[start : start + chunk])  # (E, N, K, d)
@@ -455,6 +469,30 @@ def _check_embeddings(embeddings: torch.Tensor, labels: torch.Tensor) -> None:
     if embeddings.dim() != 2 or labels.shape != (embeddings.shape[0],):
         raise ValueError(f"expected embeddings (N, d) and labels (N,), got "
                          f"{tuple(embeddings.shape)} and {tuple(labels.shape)}")
+    _check_finite(embeddings)
+
+
+def _check_episodes(embeddings: torch.Tensor, episodes: Episodes) -> None:
+    """Embeddings (N, d) with a row for every image the episodes index: a short tensor
+    failed inside index_select, and NaN embeddings gave a plausible accuracy."""
+    if not torch.is_tensor(embeddings):
+        raise TypeError(f"expected embeddings as a tensor (N, d), e.g. from embed_images, got "
+                        f"a {type(embeddings).__name__}")
+    if not isinstance(episodes, Episodes):
+        raise TypeError(f"expected an EpisodeSampler or Episodes, got a {type(episodes).__name__}")
+    if not episodes.support.numel():
+        raise ValueError("no episodes to score: draw at least one (EpisodeSampler.sample)")
+    if embeddings.dim() != 2:
+        raise ValueError(f"expected embeddings (N, d), one row per image, got "
+                         f"{tuple(embeddings.shape)}")
+    last = int(max(episodes.support.max(), episodes.query.max()))
+    if last >= len(embeddings):
+        raise ValueError(f"the episodes index image {last} but there are {len(embeddings)} "
+                         "embeddings: embed every image of the set the episodes were drawn from")
+    _check_finite(embeddings)
+
+
+def _check_finite(embeddings: torch.Tensor) -> None:
     if not embeddings.is_floating_point() or not bool(torch.isfinite(embeddings).all()):
         raise ValueError("the embeddings must be finite floating-point numbers (NaN or inf "
                          "found, or an integer tensor): embed the images with embed_images")

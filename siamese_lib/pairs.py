@@ -273,7 +273,19 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images in [0, 255] -> float32 in [0, 1]; float images pass through."""
+    """uint8 images in [0, 255] -> float32 in [0, 1]; float images pass through.
+
+    Raises:
+        TypeError: ``images`` is not a tensor.
+        ValueError: it holds integers other than uint8 (int64 pixels 0..255 would pass as
+            floats 255 times too bright).
+    """
+    if not torch.is_tensor(images):
+        raise TypeError(f"images must be a tensor (N, C, H, W), got a {type(images).__name__}: "
+                        "use torch.as_tensor(...)")
+    if not (images.is_floating_point() or images.dtype in (torch.uint8, torch.bool)):
+        raise ValueError(f"images must be uint8 (0..255) or floating-point (0..1), got "
+                        f"{images.dtype}: convert 0..255 pixels with .to(torch.uint8)")
     return images.float().div_(255) if images.dtype == torch.uint8 else images.float()
 
 

@@ -499,3 +499,55 @@ def test_accuracy_at_threshold_refuses_a_threshold_that_is_not_a_finite_number(t
     with pytest.raises(ValueError, match="the threshold must be a finite number, got"):
         accuracy_at_threshold(_D, _Y, threshold)
     assert accuracy_at_threshold(_D, _Y, torch.tensor(0.7)) == 1.0  # a 0-d tensor still works
+
+
+@pytest.mark.parametrize(("embeddings", "episodes", "chunk", "error", "message"), [
+    # before: "not enough values to unpack (expected 4, got 3)"
+    (lambda z: z[:, 0], lambda e: e, 256, ValueError,
+     r"expected embeddings \(N, d\), one row per image, got \(8,\)"),
+    # before: "index out of range in self" from inside index_select
+    (lambda z: z[:5], lambda e: e, 256, ValueError,
+     "the episodes index image 7 but there are 5 embeddings: embed every image"),
+    # before: a plausible accuracy from NaN embeddings
+    (lambda z: z * math.nan, lambda e: e, 256, ValueError,
+     "the embeddings must be finite floating-point numbers"),
+    # before: AttributeErrors from inside
+    (lambda z: z.tolist(), lambda e: e, 256, TypeError,
+     r"expected embeddings as a tensor \(N, d\), e.g. from embed_images, got a list"),
+    (lambda z: z, lambda e: [e.support, e.query], 256, TypeError,
+     "expected an EpisodeSampler or Episodes, got a list"),
+    # before: "torch.cat(): expected a non-empty list of Tensors"
+    (lambda z: z, lambda e: Episodes(e.support[:0], e.query[:0]), 256, ValueError,
+     "no episodes to score: draw at least one"),
+    # before: range()'s "arg 3 must not be zero" and a torch.cat error
+    (lambda z: z, lambda e: e, 0, ValueError, "chunk must be a whole number >= 1, got 0"),
+    (lambda z: z, lambda e: e, 1.5, ValueError, "chunk must be a whole number >= 1, got 1.5"),
+])
+def test_one_shot_accuracy_says_what_is_wrong(embeddings, episodes, chunk, error, message) -> None:
+    z, e = confusable_episodes()
+    with pytest.raises(error, match=message):
+        one_shot_accuracy(embeddings(z), episodes(e), chunk=chunk)
+
+
+@pytest.mark.parametrize(("images", "batch_size", "error", "message"), [
+    # before: int64 pixels 0..255 were embedded as floats 255 times too bright
+    (torch.randint(0, 256, (2, 1, 16, 16)), 8, ValueError,
+     r"images must be uint8 \(0..255\) or floating-point \(0..1\), got torch.int64"),
+    # before: AttributeErrors from inside
+    (torch.rand(2, 1, 16, 16).numpy(), 8, TypeError,
+     r"images must be a tensor \(N, C, H, W\), got a ndarray: use torch.as_tensor"),
+    # before: range()'s "arg 3 must not be zero" and a torch.cat error
+    (torch.rand(2, 1, 16, 16), 0, ValueError, "batch_size must be a whole number >= 1, got 0"),
+    (torch.rand(2, 1, 16, 16), -1, ValueError, "batch_size must be a whole number >= 1, got -1"),
+])
+@pytest.mark.parametrize("with_net", [False, True])
+def test_embed_images_says_what_is_wrong(images, batch_size, error, message, with_net) -> None:
+    net = EmbeddingNet(input_size=16, width=4, embedding_dim=3, depth=2) if with_net else None
+    with pytest.raises(error, match=message):
+        embed_images(net, images, batch_size=batch_size, device="cpu")
+
+
+def test_embed_images_of_no_images_is_empty() -> None:
+    # before: "torch.cat(): expected a non-empty list of Tensors" (the pixels gave (0, 256))
+    net = EmbeddingNet(input_size=16, width=4, embedding_dim=3, depth=2)
+    assert embed_images(net, torch.empty(0, 1, 16, 16), device="cpu").shape == (0, 3)
