@@ -182,8 +182,9 @@ class PairSampler:
                 f"dissimilar pairs need at least 2 classes, the set has "
                 f"{len(self.index.classes)}"
             )
-        if not 0 <= similar_fraction <= 1:
-            raise ValueError(f"similar_fraction must be in [0, 1], got {similar_fraction}")
+        if isinstance(similar_fraction, bool) or not isinstance(similar_fraction, numbers.Real) \
+                or not 0 <= similar_fraction <= 1:
+            raise ValueError(f"similar_fraction must be in [0, 1], got {similar_fraction!r}")
         min_size = 1 if allow_same_image else 2
         self.similar_classes = torch.nonzero(self.index.count >= min_size).flatten()
         if similar_fraction > 0 and len(self.similar_classes) == 0:
@@ -197,6 +198,7 @@ class PairSampler:
 
     def sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Draw n pairs -> (first indices, second indices, Y) with Y = 0 similar, 1 dissimilar."""
+        n = check_whole("the number of pairs n", n, minimum=0)
         g, idx = self.generator, self.index
         n_sim = round(n * self.similar_fraction)
         n_dis = n - n_sim
@@ -223,7 +225,8 @@ class PairSampler:
 
     def batches(self, batch_size: int, n_batches: int) -> Iterator[tuple[torch.Tensor, ...]]:
         """Yield ``n_batches`` index batches ``(i, j, y)`` of ``batch_size`` pairs."""
-        for _ in range(n_batches):
+        check_whole("batch_size", batch_size, minimum=0)
+        for _ in range(check_whole("n_batches", n_batches, minimum=0)):
             yield self.sample(batch_size)
 
 
@@ -246,6 +249,8 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
         self, labels: Any, n_classes: int, n_per_class: int, n_batches: int, seed: int = 0
     ) -> None:
         self.index = ClassIndex(labels_of(labels))
+        n_classes = check_whole("n_classes", n_classes, minimum=None)
+        n_per_class = check_whole("n_per_class", n_per_class, minimum=None)
         self.eligible = torch.nonzero(self.index.count >= n_per_class).flatten()
         if n_classes < 1 or n_per_class < 1:
             raise ValueError(f"P and K must be positive, got P={n_classes}, K={n_per_class}")
@@ -255,7 +260,8 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
                 f"but only {len(self.eligible)} classes have that many; lower n_classes or "
                 "n_per_class"
             )
-        self.p, self.k, self.n_batches = n_classes, n_per_class, n_batches
+        self.p, self.k = n_classes, n_per_class
+        self.n_batches = check_whole("n_batches", n_batches, minimum=0)
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
@@ -307,7 +313,7 @@ def pair_batches(
     a generator of its own, seeded with :func:`augmentation_seed` of it.
     """
     sampler = PairSampler(labels, seed=seed)
-    load = _batch_loader(images, seed, augment, device)
+    load = _batch_loader(images, sampler.index, seed, augment, device)
     for i, j, y in sampler.batches(batch_size, n_batches):
         x1, x2 = load(i), load(j)
         yield x1, x2, y.to(x1.device)
@@ -328,7 +334,7 @@ def class_balanced_batches(
     """
     labels = labels_of(labels)
     sampler = ClassBalancedBatchSampler(labels, n_classes, n_per_class, n_batches, seed=seed)
-    load = _batch_loader(images, seed, augment, device)
+    load = _batch_loader(images, sampler.index, seed, augment, device)
     for _ in range(n_batches):
         idx = sampler.sample()
         x = load(idx)
@@ -336,13 +342,22 @@ def class_balanced_batches(
 
 
 def _batch_loader(
-    images: torch.Tensor, seed: int, augment: Augment | None, device: str | torch.device | None
+    images: torch.Tensor, index: ClassIndex, seed: int, augment: Augment | None,
+    device: str | torch.device | None,
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``index -> float images`` (augmented, on ``device``) for the batch sources above.
+    """``index -> float images`` (augmented, on ``device``) for the batch sources above,
+    which draw from the labels in ``index``.
 
     The augmentation draws from a generator of its own, seeded with
     :func:`augmentation_seed`, and in the order the batches are loaded.
     """
+    if not torch.is_tensor(images):
+        raise TypeError(f"images must be a tensor (N, C, H, W), got a {type(images).__name__}: "
+                        "use torch.as_tensor(...)")
+    # more labels than images failed inside index_select; fewer silently left images out
+    if len(images) != len(index.order):
+        raise ValueError(f"got {len(images)} images but {len(index.order)} labels: give one "
+                         "label per image")
     device = images.device if device is None else device
     g = torch.Generator().manual_seed(augmentation_seed(seed))
 

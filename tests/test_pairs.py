@@ -346,3 +346,47 @@ def test_class_index_groups_positions_by_sorted_label() -> None:
     assert index.classes.tolist() == [2, 4, 9]
     assert index.order.tolist() == [3, 5, 0, 1, 2, 4]
     assert index.count.tolist() == [2, 2, 2] and index.start.tolist() == [0, 2, 4]
+
+
+_IMAGES, _LABELS = torch.zeros(4, 1, 8, 8, dtype=torch.uint8), [0, 0, 1, 1]
+
+
+@pytest.mark.parametrize("batches", [
+    lambda images, labels: pair_batches(images, labels, 4, 1),
+    lambda images, labels: class_balanced_batches(images, labels, 2, 2, 1),
+])
+def test_batch_sources_want_one_label_per_image_tensor(batches) -> None:
+    # before: more labels than images failed inside index_select ("index out of range in
+    # self"); fewer left images out without a word
+    for n_images in (2, 6):
+        images = torch.zeros(n_images, 1, 8, 8, dtype=torch.uint8)
+        with pytest.raises(ValueError, match=f"got {n_images} images but 4 labels: give one "
+                                             "label per image"):
+            next(batches(images, _LABELS))
+    # before: an AttributeError ("no attribute 'index_select'")
+    with pytest.raises(TypeError, match=r"images must be a tensor \(N, C, H, W\), got a ndarray"):
+        next(batches(_IMAGES.numpy(), _LABELS))
+
+
+@pytest.mark.parametrize(("draw", "message"), [
+    # before: torch's "negative dimension" and randint's argument errors
+    (lambda: PairSampler(_LABELS).sample(-1),
+     "the number of pairs n must be a whole number >= 0, got -1"),
+    (lambda: PairSampler(_LABELS).sample(2.5),
+     "the number of pairs n must be a whole number >= 0, got 2.5"),
+    (lambda: next(pair_batches(_IMAGES, _LABELS, -1, 1)),
+     "batch_size must be a whole number >= 0, got -1"),
+    # before: a TypeError from comparing an int with a str
+    (lambda: PairSampler(_LABELS, similar_fraction="0.5"),
+     r"similar_fraction must be in \[0, 1\], got '0.5'"),
+    # before: "slice indices must be integers" from inside, or len() < 0
+    (lambda: ClassBalancedBatchSampler(_LABELS, 1.5, 2, 1),
+     "n_classes must be a whole number, got 1.5"),
+    (lambda: ClassBalancedBatchSampler(_LABELS, 2, 1.5, 1),
+     "n_per_class must be a whole number, got 1.5"),
+    (lambda: ClassBalancedBatchSampler(_LABELS, 2, 2, -1),
+     "n_batches must be a whole number >= 0, got -1"),
+])
+def test_samplers_want_whole_numbers(draw, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        draw()
