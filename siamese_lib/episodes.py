@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch.utils.data import Sampler
 
-from .pairs import ClassIndex, labels_of
+from .pairs import ClassIndex, check_whole, labels_of
 
 
 @dataclass
@@ -67,6 +67,9 @@ class EpisodeSampler(Sampler[list[int]]):
         seed: int = 0,
     ) -> None:
         labels = labels_of(labels)
+        # 2.5 classes failed deep inside torch; the range checks below say what is too small
+        n_way, k_shot, n_query = (check_whole(name, value, minimum=None) for name, value in
+                                  (("n_way", n_way), ("k_shot", k_shot), ("n_query", n_query)))
         if n_way < 2 or k_shot < 1 or n_query < 1:
             raise ValueError(
                 f"an episode needs n_way >= 2, k_shot >= 1, n_query >= 1; got "
@@ -88,7 +91,11 @@ class EpisodeSampler(Sampler[list[int]]):
         if same_group:
             if groups is None:
                 raise ValueError("same_group=True needs the group of every image (groups=...)")
-            self.class_groups = self._groups_of_classes(labels_of(groups), labels)
+            groups = labels_of(groups)
+            if len(groups) != len(labels):
+                raise ValueError(f"groups must give the group of every image: got {len(groups)} "
+                                 f"groups for {len(labels)} labels")
+            self.class_groups = self._groups_of_classes(groups, labels)
         self.generator = torch.Generator().manual_seed(seed)
 
     def _groups_of_classes(self, groups: torch.Tensor, labels: torch.Tensor) -> list[torch.Tensor]:
@@ -120,9 +127,11 @@ class EpisodeSampler(Sampler[list[int]]):
         value for zero episodes, and 0 used to fall back to the default count silently.
 
         Raises:
-            ValueError: ``n_episodes`` (given, or the sampler's) is below 1.
+            ValueError: ``n_episodes`` (given, or the sampler's) is not a whole number >= 1.
         """
-        n = self.n_episodes if n_episodes is None else int(n_episodes)
+        # check_whole, not int(): 2.7 episodes were silently cut to 2
+        n = check_whole("n_episodes", self.n_episodes if n_episodes is None else n_episodes,
+                        minimum=None)
         if n < 1:
             raise ValueError(
                 f"sample() draws at least one episode, got n_episodes={n}; pass n_episodes >= 1 "
@@ -143,6 +152,14 @@ class EpisodeSampler(Sampler[list[int]]):
 def split_episode(
     x: torch.Tensor, n_way: int, k_shot: int, n_query: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Split a batch laid out as :class:`EpisodeSampler` yields it -> support (N, K, ...), query (N, Q, ...)."""
+    """Split a batch laid out as :class:`EpisodeSampler` yields it -> support (N, K, ...), query (N, Q, ...).
+
+    Raises:
+        ValueError: ``x`` does not hold N * (K + Q) items (a batch of another episode shape).
+    """
+    if len(x) != n_way * (k_shot + n_query):
+        raise ValueError(f"a {n_way}-way {k_shot}-shot {n_query}-query episode holds "
+                         f"{n_way * (k_shot + n_query)} items, got a batch of {len(x)}: split it "
+                         "with the sampler's n_way, k_shot and n_query")
     x = x.reshape(n_way, k_shot + n_query, *x.shape[1:])
     return x[:, :k_shot], x[:, k_shot:]

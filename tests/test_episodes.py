@@ -212,3 +212,24 @@ def test_a_seeded_episode_draw_is_pinned_to_the_numbers_of_the_first_release() -
     episodes = EpisodeSampler(labels, 3, 1, 1, 2, seed=5).sample()
     assert episodes.support.tolist() == [[[4], [7], [6]], [[0], [2], [10]]]
     assert episodes.query.tolist() == [[[2], [1], [5]], [[7], [9], [11]]]
+
+
+@pytest.mark.parametrize(("draw", "message"), [
+    # before: "slice indices must be integers or None" from inside
+    (lambda: EpisodeSampler(make_labels(), n_way=2.5), "n_way must be a whole number, got 2.5"),
+    (lambda: EpisodeSampler(make_labels(), 2, k_shot=1.5), "k_shot must be a whole number, got 1.5"),
+    # before: 1.7 episodes were silently cut to 1
+    (lambda: EpisodeSampler(make_labels(), 2).sample(1.7),
+     "n_episodes must be a whole number, got 1.7"),
+    # before: an IndexError from inside ("index 8 is out of bounds for dimension 0 with size 5")
+    (lambda: EpisodeSampler(make_labels(), 2, groups=torch.zeros(5, dtype=torch.long),
+                            same_group=True),
+     "groups must give the group of every image: got 5 groups for 60 labels"),
+    # before: torch's "shape '[2, 3, 3]' is invalid for input of size 21"
+    (lambda: split_episode(torch.randn(7, 3), 2, 1, 2),
+     "a 2-way 1-shot 2-query episode holds 6 items, got a batch of 7: split it with the "
+     "sampler's n_way, k_shot and n_query"),
+])
+def test_episodes_say_what_is_wrong(draw, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        draw()
