@@ -16,6 +16,7 @@ from torch import nn
 
 from .augment import shift
 from .distances import euclidean
+from .pairs import check_whole
 
 
 def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -34,6 +35,13 @@ class _ShapeChecked(nn.Module):
     input_size: int
 
     def _check_input(self, x: torch.Tensor) -> None:
+        name = type(self).__name__
+        if not torch.is_tensor(x):
+            raise TypeError(f"{name} takes a tensor batch (N, C, H, W), got a "
+                            f"{type(x).__name__}: use torch.as_tensor(...)")
+        if not x.is_floating_point():  # else torch's "expected scalar type Byte but found Float"
+            raise ValueError(f"{name} takes floating-point images in [0, 1], got {x.dtype}: "
+                             "convert uint8 images with siamese_lib.pairs.to_float")
         expected = (self.in_channels, self.input_size, self.input_size)
         if x.dim() != 4 or tuple(x.shape[1:]) != expected:
             raise ValueError(
@@ -82,6 +90,12 @@ class EmbeddingNet(_ShapeChecked):
         normalize: bool = False,
     ) -> None:
         super().__init__()
+        # 17.5 or 0 failed (or built a net that fails) deep inside torch
+        for name, value in (("in_channels", in_channels), ("input_size", input_size),
+                            ("width", width), ("depth", depth)):
+            check_whole(name, value)
+        if embedding_dim is not None:
+            check_whole("embedding_dim", embedding_dim)
         if input_size < 2**depth:
             raise ValueError(f"input_size {input_size} is too small for {depth} pooling blocks")
         self.in_channels, self.input_size = in_channels, input_size
@@ -187,6 +201,7 @@ class Classifier(nn.Module):
     def __init__(self, embedding_net: nn.Module, num_classes: int) -> None:
         super().__init__()
         self.embedding_net = embedding_net
+        check_whole("num_classes", num_classes)
         self.classifier = nn.Linear(embedding_net.output_dim, num_classes)
         self.config: dict[str, Any] = dict(
             name="Classifier", embedding=embedding_net.config, num_classes=num_classes
@@ -212,8 +227,7 @@ class ShiftAveraged(nn.Module):
 
     def __init__(self, embedding_net: nn.Module, pixels: int = 1) -> None:
         super().__init__()
-        if pixels < 0:
-            raise ValueError(f"pixels must be >= 0, got {pixels}")
+        check_whole("pixels", pixels, minimum=0)
         self.embedding_net, self.pixels = embedding_net, pixels
         self.output_dim = embedding_net.output_dim
 

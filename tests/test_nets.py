@@ -203,3 +203,36 @@ def test_normalized_embeddings_lie_on_the_unit_sphere() -> None:
     plain = EmbeddingNet(width=8, embedding_dim=4)
     assert "normalize" not in plain.config  # older checkpoints' configs still match
     assert not torch.allclose(plain(x).norm(dim=1), torch.ones(5))
+
+
+@pytest.mark.parametrize(("images", "error", "message"), [
+    # before: torch's "expected scalar type Byte but found Float" from inside the convolution
+    (torch.zeros(2, 1, 16, 16, dtype=torch.uint8), ValueError,
+     r"EmbeddingNet takes floating-point images in \[0, 1\], got torch.uint8: convert uint8 "
+     "images with siamese_lib.pairs.to_float"),
+    (torch.zeros(2, 1, 16, 16, dtype=torch.long), ValueError,
+     r"EmbeddingNet takes floating-point images .* got torch.int64"),
+    # before: "'list' object has no attribute 'dim'"
+    ([[0.0]], TypeError, r"EmbeddingNet takes a tensor batch \(N, C, H, W\), got a list"),
+])
+def test_nets_say_when_the_images_are_not_a_float_tensor(images, error, message) -> None:
+    net = EmbeddingNet(input_size=16, width=4, embedding_dim=3, depth=2)
+    with pytest.raises(error, match=message):
+        net(images)
+
+
+@pytest.mark.parametrize(("build", "message"), [
+    # before: torch's "type must be tuple of ints, but got float" from nn.Linear
+    (lambda: EmbeddingNet(input_size=17.5), "input_size must be a whole number >= 1, got 17.5"),
+    # before: built, and failed in forward ("mat1 and mat2 shapes cannot be multiplied")
+    (lambda: EmbeddingNet(input_size=4, depth=0), "depth must be a whole number >= 1, got 0"),
+    # before: built nets with empty layers
+    (lambda: EmbeddingNet(width=0), "width must be a whole number >= 1, got 0"),
+    (lambda: EmbeddingNet(embedding_dim=0), "embedding_dim must be a whole number >= 1, got 0"),
+    (lambda: Classifier(EmbeddingNet(), 0), "num_classes must be a whole number >= 1, got 0"),
+    # before: "'float' object cannot be interpreted as an integer" at the first forward
+    (lambda: ShiftAveraged(EmbeddingNet(), 1.5), "pixels must be a whole number >= 0, got 1.5"),
+])
+def test_nets_want_whole_numbers(build, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        build()
