@@ -33,6 +33,13 @@ def pairwise_squared_euclidean(x: torch.Tensor, y: torch.Tensor | None = None) -
     error that can make it slightly negative.
     """
     y = x if y is None else y
+    _check_tensors(x, y)
+    if x.dim() < 2 or y.dim() < 2 or x.dtype != y.dtype:  # else torch's matmul errors
+        raise ValueError(
+            f"expected two batches of embeddings (N, d) and (M, d) of one dtype, got "
+            f"{x.dtype} {tuple(x.shape)} and {y.dtype} {tuple(y.shape)}: unsqueeze a single "
+            "embedding to (1, d)"
+        )
     if x.shape[-1] != y.shape[-1]:
         raise ValueError(
             f"embeddings must have the same size, got {tuple(x.shape)} and {tuple(y.shape)}"
@@ -46,7 +53,15 @@ def pairwise_euclidean(x: torch.Tensor, y: torch.Tensor | None = None) -> torch.
     return pairwise_squared_euclidean(x, y).clamp_min(_EPS).sqrt()
 
 
+def _check_tensors(*embeddings: torch.Tensor) -> None:
+    for e in embeddings:
+        if not torch.is_tensor(e):
+            raise TypeError(f"embeddings must be tensors, got a {type(e).__name__}: use "
+                            "torch.as_tensor(...)")
+
+
 def _check_same_shape(a: torch.Tensor, b: torch.Tensor) -> None:
+    _check_tensors(a, b)
     if a.shape != b.shape:
         raise ValueError(
             "the two embeddings of a pair must have the same shape, got "

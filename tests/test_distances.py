@@ -78,3 +78,22 @@ def test_pairwise_gradient_finite_with_zero_distances() -> None:
     d = pairwise_euclidean(x)  # the diagonal and d[0, 1] are 0
     d.sum().backward()
     assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize(("call", "error", "message"), [
+    # before: torch's "Dimension out of range (expected to be in range of [-1, 0], but got -2)"
+    (lambda: pairwise_euclidean(torch.ones(3)), ValueError,
+     r"expected two batches of embeddings \(N, d\) and \(M, d\) of one dtype, got "
+     r"torch.float32 \(3,\) and torch.float32 \(3,\): unsqueeze a single embedding to \(1, d\)"),
+    # before: torch's "expected m1 and m2 to have the same dtype, but got: float != double"
+    (lambda: pairwise_euclidean(torch.ones(2, 3), torch.ones(2, 3, dtype=torch.float64)),
+     ValueError, r"of one dtype, got torch.float32 \(2, 3\) and torch.float64 \(2, 3\)"),
+    # before: "'list' object has no attribute 'shape'"
+    (lambda: pairwise_euclidean([[1.0, 2.0]]), TypeError,
+     r"embeddings must be tensors, got a list: use torch.as_tensor"),
+    (lambda: euclidean([1.0, 2.0], torch.zeros(2)), TypeError,
+     r"embeddings must be tensors, got a list: use torch.as_tensor"),
+])
+def test_distances_say_what_is_wrong(call, error, message) -> None:
+    with pytest.raises(error, match=message):
+        call()
