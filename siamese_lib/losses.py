@@ -300,7 +300,8 @@ class PrototypicalLoss(nn.Module):
             )
         is_support = torch.zeros_like(dense, dtype=torch.bool)
         is_support[torch.cat([positions[: self.n_support] for positions in by_class])] = True
-        prototypes = torch.zeros(len(by_class), embeddings.shape[1], device=embeddings.device)
+        # in the embeddings' dtype: float64 or float16 ones failed inside index_add
+        prototypes = embeddings.new_zeros(len(by_class), embeddings.shape[1])
         prototypes = prototypes.index_add(0, dense[is_support], embeddings[is_support])
         prototypes = prototypes / self.n_support
         logits = -pairwise_squared_euclidean(embeddings[~is_support], prototypes)

@@ -513,3 +513,14 @@ def test_inputs_on_different_devices_are_named() -> None:
         ContrastiveLoss()(e, e, PAIR[2])
     with pytest.raises(ValueError, match="different devices"):
         PrototypicalLoss()(e, BATCH[1])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
+def test_prototypical_loss_in_the_embeddings_dtype(dtype: torch.dtype) -> None:
+    # before: index_add_ failed: "self (Float) and source (Double) must have the same scalar type"
+    g = torch.Generator().manual_seed(0)
+    embeddings, labels = torch.randn(8, 3, generator=g), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    loss = PrototypicalLoss()(embeddings.to(dtype), labels)
+    assert loss.dtype == dtype
+    expected = PrototypicalLoss()(embeddings, labels)
+    torch.testing.assert_close(loss.float(), expected, atol=1e-2, rtol=1e-2)
