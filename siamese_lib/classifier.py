@@ -188,8 +188,14 @@ class OneShotClassifier:
 def _as_labels(labels: torch.Tensor | Sequence[int]) -> torch.Tensor:
     """(S,) long labels; whole numbers only (truncating 0.5 and 0.7 would merge classes)."""
     # a tensor keeps its device, a list or an array starts on the CPU (not the default device)
-    labels = torch.as_tensor(labels, device=getattr(labels, "device", "cpu")).flatten()
-    if labels.is_floating_point() and not bool((labels == labels.round()).all()):
+    try:
+        labels = torch.as_tensor(labels, device=getattr(labels, "device", "cpu")).flatten()
+    except (TypeError, ValueError):  # names, say: torch's "too many dimensions 'str'"
+        raise TypeError(f"support labels must be whole numbers 0..C-1 (names go in classes=...), "
+                        f"got {labels!r:.60}") from None
+    # isfinite: inf passed the whole-number test and became a huge negative label
+    if labels.is_floating_point() and not bool(
+            (torch.isfinite(labels) & (labels == labels.round())).all()):
         raise ValueError("support labels must be whole numbers 0..C-1, got "
                          f"{sorted(set(labels.tolist()))[:5]}")
     return labels.long()
@@ -200,6 +206,9 @@ def _check_images(images: torch.Tensor, net: nn.Module | None, what: str) -> Non
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"the {what} images must be a tensor (N, C, H, W), e.g. from "
                         f"load_images or load_image_folder; got {type(images).__name__}")
+    if images.dim() < 2:  # else an IndexError from flatten(1) or an empty shape in a message
+        raise ValueError(f"the {what} images must be a batch (N, C, H, W), got shape "
+                         f"{tuple(images.shape)}")
     if what == "support" and not len(images):
         raise ValueError("the support set is empty: give at least one image per class")
     if images.is_floating_point() and not bool(torch.isfinite(images).all()):

@@ -137,3 +137,24 @@ def test_float_labels_must_be_whole_numbers() -> None:
         predict_classes(None, support, torch.tensor([0.5, 0.7]), queries)
     whole = predict_classes(None, support, torch.tensor([0.0, 1.0]), queries)  # still fine
     assert whole.labels.tolist() == [1]
+
+
+@pytest.mark.parametrize(("support", "labels", "queries", "error", "message"), [
+    # before: "support labels must be 0..C-1 ..., got [-9223372036854775808, 0, 1]"
+    (points(0.0, 1.0, 2.0), torch.tensor([0.0, 1.0, float("inf")]), points(0.9), ValueError,
+     r"support labels must be whole numbers 0..C-1, got \[0.0, 1.0, inf\]"),
+    # before: torch's "too many dimensions 'str'"
+    (points(0.0, 1.0), ["a", "b"], points(0.9), TypeError,
+     r"support labels must be whole numbers 0..C-1 \(names go in classes=...\), got \['a', 'b'\]"),
+    # before: an IndexError from flatten(1), or "the query images are  each"
+    (torch.rand(2), [0, 1], points(0.9), ValueError,
+     r"the support images must be a batch \(N, C, H, W\), got shape \(2,\)"),
+    (points(0.0, 1.0), [0, 1], torch.rand(4), ValueError,
+     r"the query images must be a batch \(N, C, H, W\), got shape \(4,\)"),
+])
+def test_predict_classes_says_what_is_wrong_with_labels_and_shapes(
+        support, labels, queries, error, message) -> None:
+    with pytest.raises(error, match=message):
+        predict_classes(None, support, labels, queries)
+    assert predict_classes(None, points(0.0, 1.0), torch.tensor([True, False]),
+                           points(0.9)).labels.tolist() == [0]  # bool labels still work
