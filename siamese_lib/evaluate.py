@@ -493,6 +493,9 @@ def _check_episodes(embeddings: torch.Tensor, episodes: Episodes) -> None:
 
 
 def _check_finite(embeddings: torch.Tensor) -> None:
-    if not embeddings.is_floating_point() or not bool(torch.isfinite(embeddings).all()):
+    # a meta tensor (shapes only: the tests' stand-in for a GPU) has no values to check
+    readable = embeddings.device.type != "meta"
+    if not embeddings.is_floating_point() or (
+            readable and not bool(torch.isfinite(embeddings).all())):
         raise ValueError("the embeddings must be finite floating-point numbers (NaN or inf "
                          "found, or an integer tensor): embed the images with embed_images")
