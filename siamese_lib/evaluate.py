@@ -224,7 +224,12 @@ def lake_runs_accuracy(
     Args:
         model: the embedding model; ``None`` for the pixel 1-nearest-neighbour baseline.
         runs: from :func:`siamese_lib.data.load_lake_runs`.
+
+    Raises:
+        ValueError: no runs (an accuracy of no trials has no value).
     """
+    if not len(runs):  # else torch.cat's "expected a non-empty list of Tensors"
+        raise ValueError("no runs to score: pass the runs of load_lake_runs()")
     trials = []
     for run in runs:
         s = embed_images(model, run.train, device=device)

@@ -551,3 +551,9 @@ def test_embed_images_of_no_images_is_empty() -> None:
     # before: "torch.cat(): expected a non-empty list of Tensors" (the pixels gave (0, 256))
     net = EmbeddingNet(input_size=16, width=4, embedding_dim=3, depth=2)
     assert embed_images(net, torch.empty(0, 1, 16, 16), device="cpu").shape == (0, 3)
+
+
+def test_lake_runs_accuracy_of_no_runs_says_so() -> None:
+    # before: "torch.cat(): expected a non-empty list of Tensors"
+    with pytest.raises(ValueError, match=r"no runs to score: pass the runs of load_lake_runs\(\)"):
+        lake_runs_accuracy(None, [])
