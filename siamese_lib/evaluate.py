@@ -247,7 +247,8 @@ def accuracy_at_threshold(d: torch.Tensor, y: torch.Tensor, threshold: float) ->
     """Share of pairs called right when "similar" means ``D <= threshold`` (Y = 0 similar).
 
     Raises:
-        TypeError, ValueError: see :func:`_check_verification`; or a threshold that is
+        TypeError, ValueError: distances and labels that are not one finite distance and
+            one 0/1 label per pair, or a threshold that is
             not a finite number.
     """
     _check_verification(d, y)

@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 SIMILAR_COLOR, DISSIMILAR_COLOR = "tab:blue", "tab:red"
 #: A loss curve spanning more than this ratio (largest to smallest step loss) gets a log axis.
 LOG_SCALE_RATIO = 30.0
+#: The widest figure in inches that the book's text column shows near its drawn size. At
+#: 100 dpi 10 in is about 1,000 px, shown in a 688 px column at x0.69, so 8-pt titles stay
+#: readable. Image grids wider than this draw smaller cells instead.
+MAX_FIGURE_WIDTH = 10.0
 
 
 def _axes(ax: Axes | None, figsize: tuple[float, float] = (5, 3.5)) -> Axes:
@@ -105,12 +109,14 @@ def plot_validation(
 
 def _image_grid(n: int, ncols: int, cell: tuple[float, float]) -> tuple[Figure, list[Axes]]:
     """A figure of ``n`` image cells, at most ``ncols`` per row, each ``cell`` inches
-    (width, height); cells past ``n`` are hidden. Returns the figure and the ``n`` axes,
-    ticks off (their spines stay, for frames)."""
+    (width, height), shrunk to fit :data:`MAX_FIGURE_WIDTH`; cells past ``n`` are hidden.
+    Returns the figure and the ``n`` axes, ticks off (their spines stay, for frames)."""
     import matplotlib.pyplot as plt
 
     ncols = max(1, min(ncols, n))
     nrows = (n + ncols - 1) // ncols
+    fit = min(1.0, MAX_FIGURE_WIDTH / (cell[0] * ncols))
+    cell = (cell[0] * fit, cell[1] * fit)
     fig, axes = plt.subplots(nrows, ncols, figsize=(cell[0] * ncols, cell[1] * nrows),
                              squeeze=False, layout="constrained")
     axes = list(axes.flat)
