@@ -1,6 +1,7 @@
-"""``python -m benchmarks``: the speed tables, the compute table, then the accuracy tables.
+"""``python -m benchmarks``: the speed tables, the compute table, the accuracy tables, then
+chapter 8's levers toward human level.
 
-``python -m benchmarks speed|compute|accuracy [options]`` runs one of them; see ``--help``
+``python -m benchmarks speed|compute|accuracy|levers [options]`` runs one of them; see ``--help``
 of each.
 """
 
@@ -8,9 +9,10 @@ from __future__ import annotations
 
 import sys
 
-from . import accuracy, compute, speed
+from . import accuracy, compute, levers, speed
 
-BENCHMARKS = {"speed": speed.main, "compute": compute.main, "accuracy": accuracy.main}
+BENCHMARKS = {"speed": speed.main, "compute": compute.main, "accuracy": accuracy.main,
+              "levers": levers.main}
 
 
 def main(argv: list[str]) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -213,30 +213,103 @@ def one_shot_accuracy(
     return mean_ci95(torch.cat(per_episode))
 
 
+#: One one-shot trial set, as (support images (N, C, H, W) one per class in class order,
+#: query images (M, C, H, W), each query's class (M,) as a position in the support set).
+Trial = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+#: ``(model, support images) -> the model to answer that trial's queries with``.
+Adapt = Callable[[nn.Module, torch.Tensor], nn.Module]
+
+
+def trials_accuracy(
+    model: nn.Module | None,
+    trials: Iterable[Trial],
+    similarity: Similarity | None = None,
+    adapt: Adapt | None = None,
+    device: str | torch.device | None = None,
+) -> Accuracy:
+    """Share of queries named right over one-shot trial sets, each with its own support set.
+
+    Each query is named after its nearest support image (or the one ``similarity`` scores
+    highest). Unlike :func:`one_shot_accuracy`, which indexes one embedding of a whole test
+    set, each trial set brings its own images; with ``adapt``, each is embedded by a model
+    tuned to its own support set (without, all are embedded together, in large batches).
+
+    Args:
+        model: the embedding model; ``None`` for the pixel 1-nearest-neighbour baseline.
+        trials: ``(support images, query images, answers)`` for each trial set.
+        similarity: a learned similarity (Koch's head); default: Euclidean distance.
+        adapt: ``(model, support images) -> model`` called once per trial set, for
+            test-time adaptation to its support set (:func:`siamese_lib.adapt.adapt_to_support`).
+        device: where to embed.
+
+    Returns:
+        The accuracy over all queries, with its 95% confidence interval.
+    """
+    correct = []
+    for s, q, answers in _embedded_trials(model, trials, adapt, device):
+        pred = classify_queries(s[None, :, None, :], q[None], similarity)[0]
+        correct.append((pred == answers.to(pred.device)).double())
+    if not correct:  # else torch.cat's "expected a non-empty list of Tensors"
+        raise ValueError("no trials to score: pass at least one (support, queries, answers)")
+    return mean_ci95(torch.cat(correct))
+
+
+def _embedded_trials(
+    model: nn.Module | None, trials: Iterable[Trial], adapt: Adapt | None,
+    device: str | torch.device | None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(support embeddings, query embeddings, answers) of each trial set."""
+    if adapt is not None and model is not None:  # a model of its own for every trial
+        for support, queries, answers in trials:
+            net = adapt(model, support)
+            yield (embed_images(net, support, device=device),
+                   embed_images(net, queries, device=device), answers)
+        return
+    # one model for all: every image in a few large batches, not two small ones per trial
+    trials = list(trials)
+    parts = [x for support, queries, _ in trials for x in (support, queries)]
+    if not parts:
+        return
+    embeddings = embed_images(model, torch.cat(parts), device=device).split(
+        [len(x) for x in parts])
+    for k, (_, _, answers) in enumerate(trials):
+        yield embeddings[2 * k], embeddings[2 * k + 1], answers
+
+
+def episode_trials(images: torch.Tensor, episodes: Episodes) -> Iterator[Trial]:
+    """The trials of 1-shot episodes over ``images``: each episode's N support images and
+    its N * Q queries, for :func:`trials_accuracy`."""
+    if episodes.support.shape[2] != 1:
+        raise ValueError(f"episode_trials takes 1-shot episodes, got K={episodes.support.shape[2]}")
+    for support, query in zip(episodes.support[:, :, 0], episodes.query, strict=True):
+        answers = torch.arange(query.shape[0]).repeat_interleave(query.shape[1])
+        yield gather(images, support), gather(images, query.flatten()), answers
+
+
 def lake_runs_accuracy(
     model: nn.Module | None,
     runs: list,
     similarity: Similarity | None = None,
     device: str | torch.device | None = None,
+    adapt: Adapt | None = None,
 ) -> Accuracy:
     """Accuracy on Lake et al.'s 20 official 20-way one-shot runs (400 trials).
 
     Args:
         model: the embedding model; ``None`` for the pixel 1-nearest-neighbour baseline.
         runs: from :func:`siamese_lib.data.load_lake_runs`.
+        similarity: a learned similarity (Koch's head); default: Euclidean distance.
+        device: where to embed.
+        adapt: test-time adaptation to each run's 20 support drawings (see
+            :func:`trials_accuracy`).
 
     Raises:
         ValueError: no runs (an accuracy of no trials has no value).
     """
-    if not len(runs):  # else torch.cat's "expected a non-empty list of Tensors"
+    if not len(runs):
         raise ValueError("no runs to score: pass the runs of load_lake_runs()")
-    trials = []
-    for run in runs:
-        s = embed_images(model, run.train, device=device)
-        q = embed_images(model, run.test, device=device)
-        pred = classify_queries(s[None, :, None, :], q[None], similarity)[0]
-        trials.append((pred == run.answers.to(pred.device)).double())
-    return mean_ci95(torch.cat(trials))
+    return trials_accuracy(model, ((run.train, run.test, run.answers) for run in runs),
+                           similarity, adapt, device)
 
 
 # ----------------------------------------------------------------------------- verification

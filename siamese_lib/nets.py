@@ -1,7 +1,8 @@
 """The networks: one embedding net, and the Siamese network that applies it twice.
 
 Taught in chapter 2, "Siamese networks and the contrastive loss" (the sister networks),
-and chapter 7, "Beyond the contrastive loss" (Koch's learned head).
+chapter 7, "Beyond the contrastive loss" (Koch's learned head), and chapter 8, "Toward
+human level" (test-time shifts and ensembles).
 
 A Siamese network is not two networks. It is ONE embedding network G applied to both
 images of a pair, so the two "sister networks" share every weight by construction.
@@ -240,6 +241,34 @@ class ShiftAveraged(nn.Module):
         total = sum(self.embedding_net(shift(x, dx, dy).contiguous(memory_format=layout)).float()
                     for dx in offsets for dy in offsets)
         return total / len(offsets) ** 2
+
+
+class EmbeddingEnsemble(nn.Module):
+    """Several trained embedding nets as one: their unit-length embeddings, side by side.
+
+    Each member's embedding is divided by its length, so that members trained with
+    different losses (and so at different scales) weigh the same, and the concatenation is
+    divided by the square root of their number: it has unit length too, and its squared
+    distance is the mean of the members' squared distances. A one-shot test then names a
+    query after the support image that the members, on average, find nearest. For
+    distance models only: a learned similarity (Koch's head) scores one member's embeddings.
+
+    Args:
+        embedding_nets: the trained members, each taking the same images.
+    """
+
+    def __init__(self, embedding_nets: list[nn.Module]) -> None:
+        super().__init__()
+        if len(embedding_nets) < 1:
+            raise ValueError("an ensemble needs at least one embedding net")
+        self.members = nn.ModuleList(embedding_nets)
+        self.output_dim = sum(net.output_dim for net in embedding_nets)
+        self.embedding_net = embedding_nets[0]  # input_shape() looks through it
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The members' embeddings of a batch (N, C, H, W), each of unit length -> (N, d)."""
+        parts = [nn.functional.normalize(net(x).float(), dim=1) for net in self.members]
+        return torch.cat(parts, dim=1) / len(parts) ** 0.5
 
 
 _NETS = {"EmbeddingNet": EmbeddingNet, "KochNet": KochNet}

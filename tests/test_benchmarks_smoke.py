@@ -142,3 +142,32 @@ def test_compute_counts_the_training_steps_flops():
     # convolutions and matrix products scale with the batch; the loss's pairs barely count
     assert 1.9 < double / small < 2.1
     assert compute.matmul_gflops(torch.float32, 64, torch.device("cpu"), rounds=1) > 0
+
+
+@pytest.mark.slow
+def test_levers_prints_one_row_per_lever(capsys, monkeypatch):
+    """``python -m benchmarks.levers`` on tiny untrained nets: the table's shape, not accuracy."""
+    need("omniglot-official-small")
+    need("MNIST", "raw")
+    need("omniglot-py", "images_evaluation")
+    from types import SimpleNamespace
+
+    from benchmarks import levers
+    from siamese_lib.nets import EmbeddingNet
+
+    def tiny_model(recipe):
+        torch.manual_seed(len(recipe.name))
+        net = EmbeddingNet(width=4, embedding_dim=4).eval()
+        return SimpleNamespace(recipe=recipe, embedding_net=net, history=SimpleNamespace(seconds=1.0))
+
+    monkeypatch.setattr(levers, "load_model", tiny_model)
+    assert levers.main(["--budget", "book", "--episodes", "5", "--seeds", "1", "--shifts", "1",
+                        "--adapted-episodes", "2", "--adapt-steps", "1"]) == 0
+    out = capsys.readouterr().out
+    accuracy = r"\d+\.\d\d ± \d+\.\d\d"
+    for label, extra in (("none ", "0"), ("test-time shifts ±1", "0"), ("ensemble of 3 ", "2"),
+                         ("ensemble of 3, shifts ±1", "2"), ("none, on 2 episodes", "0"),
+                         ("adapted (1 steps), same episodes", "0")):
+        cells = row(out, label)
+        assert re.search(rf"{accuracy}\s+\d+\.\d\s+.*\s{extra}\s+(yes|no)$", cells), cells
+    assert "met (95.5%, <= 60 s)" in out
