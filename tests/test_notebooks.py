@@ -3,6 +3,7 @@ the branch its launch buttons open, and with parameter cells that a GPU run enla
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 from typing import Any
@@ -98,3 +99,49 @@ def test_a_gpu_run_enlarges_the_counts(path: Path, monkeypatch: pytest.MonkeyPat
     for k in enlarged:
         assert type(cpu[k]) is int and type(gpu[k]) is int, (path.name, k, cpu[k], gpu[k])
         assert 0 < cpu[k] < gpu[k], f"{path.name}: {k} is {cpu[k]} on a CPU, {gpu[k]} on a GPU"
+
+
+def _is_glue_call(node: ast.AST) -> bool:
+    return (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+            and getattr(node.value.func, "id", None) == "glue")
+
+
+_BUILTINS = {"len", "float", "int", "round", "sum", "str", "max", "min", "sorted", "list", "abs"}
+
+
+def _computes_nothing_new(node: ast.AST) -> bool:
+    """An expression that calls nothing but builtins: it reshapes results, computes none."""
+    return all(getattr(call.func, "id", None) in _BUILTINS
+               for call in ast.walk(node) if isinstance(call, ast.Call))
+
+
+def _plumbing(statements: list[ast.stmt]) -> bool:
+    """Statements that only hand values to the prose: glue calls, assignments that call
+    nothing but builtins, and loops or branches of them (what a reader need not see)."""
+    for node in statements:
+        if isinstance(node, (ast.For, ast.If)):
+            if not _plumbing(node.body + node.orelse):
+                return False
+        elif isinstance(node, (ast.Assign, ast.AugAssign)):
+            if not _computes_nothing_new(node.value):
+                return False
+        elif not _is_glue_call(node):
+            return False
+    return True
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_cells_that_only_glue_numbers_are_hidden(path: Path):
+    """A cell that only hands numbers to the prose is plumbing: its code stays off the page."""
+    shown = []
+    for i, cell in enumerate(json.loads(path.read_text())["cells"]):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell["cell_type"] != "code" or {"hide-input", "remove-input", "remove-cell"} & set(tags):
+            continue
+        source = "".join(cell["source"])
+        if "glue(" not in source or source.lstrip().startswith(("%", "!")):
+            continue
+        tree = ast.parse(source.rstrip().removesuffix(";"))
+        if any(_is_glue_call(n) for n in ast.walk(tree)) and _plumbing(tree.body):
+            shown.append(i)
+    assert not shown, f"{path.name}: cells {shown} only glue numbers; tag them remove-input"
