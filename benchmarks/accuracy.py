@@ -52,13 +52,29 @@ def measure(
     return evaluate_protocols(net, protocols, similarity, episodes, seed=range(seeds))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Train (or load) the benchmark models and print the accuracy tables."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.accuracy", description=__doc__)
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every accuracy benchmark shares: the models' budget, and the episodes."""
     parser.add_argument("--budget", choices=["long", "book"], default="long")
     parser.add_argument("--scale", type=float, default=LONG_SCALE, help="steps x the book's (long)")
     parser.add_argument("--seeds", type=int, default=3, help="sets of episodes per measure")
     parser.add_argument("--episodes", type=int, default=1000, help="episodes per set")
+
+
+def model_at_budget(name: str, budget: str, scale: float) -> TrainedModel:
+    """A book recipe's model at a budget, from the cache or trained now, said in one line."""
+    recipe = at_budget(BOOK_RECIPES[name], budget, scale)
+    t0 = time.perf_counter()
+    tm = load_model(recipe)
+    origin = "cache" if tm.from_cache else f"trained in {time.perf_counter() - t0:.0f} s"
+    print(f"# {recipe.name}: {recipe.epochs * recipe.steps_per_epoch} steps, "
+          f"{tm.history.seconds:.0f} s of training ({origin})", flush=True)
+    return tm
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Train (or load) the benchmark models and print the accuracy tables."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.accuracy", description=__doc__)
+    add_model_arguments(parser)
     parser.add_argument("--shifts", type=int, default=1,
                         help="also measure with test-time shifts of up to this many pixels "
                              "(ShiftAveraged; 0: skip)")
@@ -67,13 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def model(name: str) -> TrainedModel:
-        recipe = at_budget(BOOK_RECIPES[name], args.budget, args.scale)
-        t0 = time.perf_counter()
-        tm = load_model(recipe)
-        origin = "cache" if tm.from_cache else f"trained in {time.perf_counter() - t0:.0f} s"
-        print(f"# {recipe.name}: {recipe.epochs * recipe.steps_per_epoch} steps, "
-              f"{tm.history.seconds:.0f} s of training ({origin})", flush=True)
-        return tm
+        return model_at_budget(name, args.budget, args.scale)
 
     protocols_of: dict[str, list[str]] = {}  # recipe -> its measures' protocols
     for m in MEASURES:

@@ -21,15 +21,13 @@ import functools
 import time
 from collections.abc import Callable, Sequence
 
-from siamese_lib import EpisodeSampler
 from siamese_lib.adapt import adapt_to_support
-from siamese_lib.data import load_dataset, load_lake_runs
-from siamese_lib.evaluate import Accuracy, episode_trials, trials_accuracy
+from siamese_lib.evaluate import Accuracy, trials_accuracy
 from siamese_lib.nets import EmbeddingEnsemble, ShiftAveraged
-from siamese_lib.protocols import evaluate_protocols
+from siamese_lib.protocols import evaluate_protocols, one_shot_trials
 from siamese_lib.published import MEASURES
-from siamese_lib.recipes import BOOK_RECIPES, LONG_SCALE, TrainedModel, at_budget, load_model
 
+from .accuracy import add_model_arguments, model_at_budget
 from .tables import format_table
 
 BASE = "omniglot-prototypical"
@@ -37,7 +35,6 @@ ENSEMBLE = ("omniglot-prototypical", "omniglot-triplet", "omniglot-contrastive")
 OTHER_TESTS = ("omniglot-20way", "mnist-10way")
 #: Test-time work allowed for Lake's 400 trials (issue 16's budget), in seconds.
 TEST_TIME_LIMIT_S = 60.0
-_EPISODE_SETS = {"omniglot-20way": ("omniglot-evaluation", 20), "mnist-10way": ("mnist-test", 10)}
 
 
 def _timed(run: Callable[[], dict[str, Accuracy]]) -> tuple[dict[str, Accuracy], float]:
@@ -45,22 +42,10 @@ def _timed(run: Callable[[], dict[str, Accuracy]]) -> tuple[dict[str, Accuracy],
     return run(), time.perf_counter() - start
 
 
-def _trials(protocol: str, n_episodes: int, seed: int) -> list:
-    if protocol == "lake-runs":
-        return [(run.train, run.test, run.answers) for run in load_lake_runs()]
-    name, n_way = _EPISODE_SETS[protocol]
-    images = load_dataset(name)
-    episodes = EpisodeSampler(images.labels, n_way, 1, 1, n_episodes, seed=seed).sample()
-    return list(episode_trials(images.images, episodes))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure each lever on the three tests and print one table."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.levers", description=__doc__)
-    parser.add_argument("--budget", choices=["long", "book"], default="long")
-    parser.add_argument("--scale", type=float, default=LONG_SCALE, help="steps x the book's (long)")
-    parser.add_argument("--seeds", type=int, default=3, help="sets of episodes per test")
-    parser.add_argument("--episodes", type=int, default=1000, help="episodes per set")
+    add_model_arguments(parser)
     parser.add_argument("--adapted-episodes", type=int, default=100,
                         help="episodes of the other tests scored with adaptation")
     parser.add_argument("--shifts", type=int, default=2, help="largest test-time shift (pixels)")
@@ -68,10 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--adapt-lr", type=float, default=1e-4)
     args = parser.parse_args(argv)
 
-    def model(name: str) -> TrainedModel:
-        tm = load_model(at_budget(BOOK_RECIPES[name], args.budget, args.scale))
-        print(f"# {tm.recipe.name}: {tm.history.seconds:.0f} s of training", flush=True)
-        return tm
+    model = functools.partial(model_at_budget, budget=args.budget, scale=args.scale)
 
     def measure(net) -> tuple[dict[str, Accuracy], float]:
         """All three tests; the time is that of Lake's runs alone."""
@@ -91,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  *measure(ShiftAveraged(ensemble, 1))))
 
     adapt = functools.partial(adapt_to_support, steps=args.adapt_steps, lr=args.adapt_lr)
-    trials = {p: _trials(p, args.adapted_episodes, 0) for p in ("lake-runs", *OTHER_TESTS)}
+    trials = {p: one_shot_trials(p, args.adapted_episodes) for p in ("lake-runs", *OTHER_TESTS)}
     plain = {p: trials_accuracy(base.embedding_net, t) for p, t in trials.items()}
     lake, seconds = _timed(lambda: {"lake-runs": trials_accuracy(
         base.embedding_net, trials["lake-runs"], adapt=adapt)})

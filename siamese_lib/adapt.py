@@ -68,10 +68,11 @@ def adapt_to_support(
     is_original = torch.arange(len(images)) % (copies + 1) == 0
     loss_fn = PrototypicalLoss(n_support=1)
     optimiser = torch.optim.Adam(adapted.parameters(), lr=lr)
+    layout = memory_format(device)  # as in training
     _train_keeping_batch_statistics(adapted)
     for _ in range(steps):
         x = torch.where(is_original[:, None, None, None], images, augment(images, generator))
-        x = x.to(device).contiguous(memory_format=memory_format(device))
+        x = x.to(device).contiguous(memory_format=layout)
         with autocast(device):
             embeddings = adapted(x)
         loss = loss_fn(embeddings.float(), labels)

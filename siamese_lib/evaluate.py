@@ -286,6 +286,12 @@ def episode_trials(images: torch.Tensor, episodes: Episodes) -> Iterator[Trial]:
         yield gather(images, support), gather(images, query.flatten()), answers
 
 
+def lake_trials(runs: list) -> list[Trial]:
+    """Lake's runs as trial sets for :func:`trials_accuracy`: each run's 20 drawings to
+    learn from, its 20 queries and their answers."""
+    return [(run.train, run.test, run.answers) for run in runs]
+
+
 def lake_runs_accuracy(
     model: nn.Module | None,
     runs: list,
@@ -308,8 +314,7 @@ def lake_runs_accuracy(
     """
     if not len(runs):
         raise ValueError("no runs to score: pass the runs of load_lake_runs()")
-    return trials_accuracy(model, ((run.train, run.test, run.answers) for run in runs),
-                           similarity, adapt, device)
+    return trials_accuracy(model, lake_trials(runs), similarity, adapt, device)
 
 
 # ----------------------------------------------------------------------------- verification

@@ -22,8 +22,11 @@ from .episodes import EpisodeSampler
 from .evaluate import (
     Accuracy,
     Similarity,
+    Trial,
     embed_images,
+    episode_trials,
     lake_runs_accuracy,
+    lake_trials,
     one_shot_accuracy,
     pair_distances,
     verification_accuracy,
@@ -148,6 +151,31 @@ PROTOCOLS: dict[str, Protocol] = {
                  "held-out training digits", _mnist_verification),
     ]
 }
+
+
+#: The episode tests :func:`one_shot_trials` draws trials of: their images and N.
+_TRIAL_SETS: dict[str, tuple[Callable[[], datasets.ImageSet], int]] = {
+    "omniglot-20way": (_evaluation, 20), "omniglot-5way": (_evaluation, 5),
+    "vinyals-20way": (_vinyals_test, 20), "vinyals-5way": (_vinyals_test, 5),
+    "mnist-10way": (_mnist_test, 10),
+}
+
+
+def one_shot_trials(name: str, n_episodes: int, seed: int = 0) -> list[Trial]:
+    """A test's trial sets for :func:`~siamese_lib.evaluate.trials_accuracy`: Lake's 20
+    runs, or ``n_episodes`` seeded 1-shot, 1-query episodes of an episode test.
+
+    Raises:
+        KeyError: a test that is neither Lake's runs nor an episode test of mixed classes.
+    """
+    if name == "lake-runs":
+        return lake_trials(datasets.load_lake_runs())
+    if name not in _TRIAL_SETS:
+        raise KeyError(f"no trials for {name!r}; known: {sorted(['lake-runs', *_TRIAL_SETS])}")
+    load, n_way = _TRIAL_SETS[name]
+    images = load()
+    episodes = EpisodeSampler(images.labels, n_way, 1, 1, n_episodes, seed=seed).sample()
+    return list(episode_trials(images.images, episodes))
 
 
 def evaluate_protocols(

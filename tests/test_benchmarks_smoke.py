@@ -152,15 +152,16 @@ def test_levers_prints_one_row_per_lever(capsys, monkeypatch):
     need("omniglot-py", "images_evaluation")
     from types import SimpleNamespace
 
-    from benchmarks import levers
+    from benchmarks import accuracy, levers
     from siamese_lib.nets import EmbeddingNet
 
     def tiny_model(recipe):
         torch.manual_seed(len(recipe.name))
         net = EmbeddingNet(width=4, embedding_dim=4).eval()
-        return SimpleNamespace(recipe=recipe, embedding_net=net, history=SimpleNamespace(seconds=1.0))
+        return SimpleNamespace(recipe=recipe, embedding_net=net, from_cache=True,
+                               history=SimpleNamespace(seconds=1.0))
 
-    monkeypatch.setattr(levers, "load_model", tiny_model)
+    monkeypatch.setattr(accuracy, "load_model", tiny_model)
     assert levers.main(["--budget", "book", "--episodes", "5", "--seeds", "1", "--shifts", "1",
                         "--adapted-episodes", "2", "--adapt-steps", "1"]) == 0
     out = capsys.readouterr().out

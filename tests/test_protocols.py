@@ -95,3 +95,21 @@ def test_mnist_verification_is_the_threshold_on_held_out_pairs_applied_to_test_p
     # differ in the last bit, which moves a pair across the threshold almost never
     assert got.mean == pytest.approx(expected.mean, abs=1 / 20000)
     assert got.ci95 == pytest.approx(expected.ci95, rel=1e-3)
+
+
+def test_one_shot_trials_are_the_protocols_tests_trial_by_trial() -> None:
+    from siamese_lib.evaluate import trials_accuracy
+    from siamese_lib.protocols import one_shot_trials
+
+    if not (data_root() / "MNIST" / "raw").exists() or not (
+            data_root() / "omniglot-official-small").exists():
+        pytest.skip("MNIST or Lake's runs not found; set SIAMESE_LIB_DATA to shared/data")
+    lake = one_shot_trials("lake-runs", n_episodes=1)  # Lake's 20 runs, whatever the count
+    assert len(lake) == 20 and all(len(s) == len(q) == len(a) == 20 for s, q, a in lake)
+    # the pixel baseline scored trial by trial is the protocol's, on Lake's fixed trials
+    assert trials_accuracy(None, lake).mean == evaluate_protocols(None, ["lake-runs"])["lake-runs"].mean
+    mnist = one_shot_trials("mnist-10way", n_episodes=3, seed=1)
+    assert len(mnist) == 3 and all(len(s) == len(q) == 10 for s, q, _ in mnist)
+    assert all(torch.equal(a, torch.arange(10)) for _, _, a in mnist)
+    with pytest.raises(KeyError, match="no trials for 'mnist-verification'"):
+        one_shot_trials("mnist-verification", 3)
