@@ -29,6 +29,7 @@ from siamese_lib.recipes import (
     BOOK_RECIPES,
     LONG_SCALE,
     LOSS_COMPARISON,
+    Recipe,
     TrainedModel,
     at_budget,
     load_model,
@@ -60,9 +61,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=int, default=1000, help="episodes per set")
 
 
-def model_at_budget(name: str, budget: str, scale: float) -> TrainedModel:
-    """A book recipe's model at a budget, from the cache or trained now, said in one line."""
-    recipe = at_budget(BOOK_RECIPES[name], budget, scale)
+def model_at_budget(name: str | Recipe, budget: str, scale: float) -> TrainedModel:
+    """A book recipe's model (or a variant of one) at a budget, from the cache or trained
+    now, said in one line."""
+    recipe = at_budget(BOOK_RECIPES[name] if isinstance(name, str) else name, budget, scale)
     t0 = time.perf_counter()
     tm = load_model(recipe)
     origin = "cache" if tm.from_cache else f"trained in {time.perf_counter() - t0:.0f} s"

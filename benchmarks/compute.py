@@ -12,6 +12,11 @@ It measures, in one process, interleaved and as medians:
    library's layout (channels-last on a CPU) in float32 and in bfloat16; with
    ``--compile``, also with the net through ``torch.compile``.
 
+On a CPU it also profiles the step (``torch.profiler``) for the share of its time spent in
+the convolutions' own kernels, forward and backward: the step's rate divided by that share
+is what the step would reach if batch norm, ReLU, pooling, the loss and the optimiser took
+no time at all, the ceiling that faster convolutions alone could lift.
+
 The step's floating-point operations are counted once with
 :class:`torch.utils.flop_counter.FlopCounterMode` (convolutions and matrix products,
 forward and backward: what the hardware's multiply-add units do), so the table shows
@@ -28,6 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from siamese_lib.config import seed_everything
@@ -113,6 +119,18 @@ class TrainingStep:
             self()
         return counter.get_total_flops()
 
+    def convolution_share(self, steps: int = 3) -> float | None:
+        """Share of a step's time spent in convolution kernels (forward and backward), from
+        torch's profiler; None on a GPU, where the CPU-side times say nothing."""
+        if self.device.type != "cpu":
+            return None
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(steps):
+                self()
+        events = prof.key_averages()
+        total = sum(e.self_cpu_time_total for e in events)
+        return sum(e.self_cpu_time_total for e in events if "convolution" in e.key) / total
+
 
 @dataclass
 class Row:
@@ -122,11 +140,19 @@ class Row:
     step_seconds: float
     step_gflops: float
     peak_gflops: float
+    convolution_share: float | None = None
 
     @property
     def share(self) -> float:
         """The step's rate as a share of the same precision's matmul peak."""
         return self.step_gflops / self.peak_gflops
+
+    @property
+    def ceiling(self) -> float | None:
+        """The share of the peak the step would reach if only its convolutions took time."""
+        if not self.convolution_share:
+            return None
+        return self.share / self.convolution_share
 
 
 def run(sizes: Sizes, device: torch.device, compiled: bool = False) -> tuple[list[Row], float, str]:
@@ -150,7 +176,8 @@ def run(sizes: Sizes, device: torch.device, compiled: bool = False) -> tuple[lis
                     step()  # compiling: forward, backward, then the recompile-free steps
                 seconds = _median_seconds(step, device, sizes.rounds, sizes.block)
                 label = f"{name}, torch.compile" if variant else name
-                rows.append(Row(label, seconds, flops / seconds / 1e9, peak))
+                rows.append(Row(label, seconds, flops / seconds / 1e9, peak,
+                                None if variant else step.convolution_share()))
     with torch_settings():
         library = "bfloat16" if autocast_dtype(device) is not None else "float32"
     return rows, flops / 1e9, library
@@ -158,11 +185,16 @@ def run(sizes: Sizes, device: torch.device, compiled: bool = False) -> tuple[lis
 
 def format_rows(rows: list[Row], gflop: float, library: str, sizes: Sizes) -> str:
     """The table, and the verdict on the library's own precision."""
+    def percent(x: float | None) -> str:
+        return "—" if x is None else f"{100 * x:.0f}%"
+
     table = format_table(
-        ["precision", "step ms", "step GFLOP/s", "matmul peak GFLOP/s", "share of peak", ""],
+        ["precision", "step ms", "step GFLOP/s", "matmul peak GFLOP/s", "share of peak",
+         "time in convolutions", "share if only convolutions took time", ""],
         [[r.precision, f"{1000 * r.step_seconds:.1f}", f"{r.step_gflops:.0f}",
-          f"{r.peak_gflops:.0f}", f"{100 * r.share:.0f}%",
-          "<- library default" if r.precision == library else ""] for r in rows],
+          f"{r.peak_gflops:.0f}", percent(r.share), percent(r.convolution_share),
+          percent(r.ceiling), "<- library default" if r.precision == library else ""]
+         for r in rows],
     )
     ours = next(r for r in rows if r.precision == library)
     bf16 = next((r for r in rows if r.precision == "bfloat16"), None)
@@ -179,6 +211,15 @@ def format_rows(rows: list[Row], gflop: float, library: str, sizes: Sizes) -> st
             f"{100 * ours.step_gflops / bf16.peak_gflops:.0f}% of the bfloat16 matmul peak "
             f"(target >= {100 * TARGET_PEAK_SHARE:.0f}%: "
             f"{'met' if ours.step_gflops >= TARGET_PEAK_SHARE * bf16.peak_gflops else 'NOT met'})"
+        )
+    if ours.ceiling is not None:
+        limit = ("so the convolutions' own speed keeps it below the target"
+                 if ours.ceiling < TARGET_PEAK_SHARE else
+                 "so the time outside the convolutions is what keeps it from the target")
+        lines.append(
+            f"its convolutions take {100 * ours.convolution_share:.0f}% of the step: were the "
+            f"rest free, it would reach {100 * ours.ceiling:.0f}% of its precision's peak, "
+            f"{limit}"
         )
     return "\n".join(lines)
 

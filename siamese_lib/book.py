@@ -10,10 +10,16 @@ build computed; outside a book build (Jupyter, Colab) it just shows the value.
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import sys
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
+
+#: Where ``python -m benchmarks ... --save`` keeps the tables a page shows but cannot afford
+#: to compute while the book builds, relative to the repository's root.
+BENCHMARK_RESULTS = Path("benchmarks") / "results"
 
 
 def on_colab() -> bool:
@@ -53,6 +59,29 @@ def markdown_table(header: Sequence[Any], rows: Iterable[Sequence[Any]]) -> Any:
                              f"{cells}")
         lines.append("| " + " | ".join(cells) + " |")
     return Markdown("\n".join(lines))
+
+
+def benchmark_record(name: str, start: str | Path | None = None) -> dict[str, Any] | None:
+    """The table a benchmark saved as ``benchmarks/results/<name>.json``, or None.
+
+    Looks in ``start`` (default: the working folder) and each folder above it, so a
+    notebook finds the repository's file from ``notebooks/`` and ``zh/notebooks/``. None
+    where there is no repository around (an installed package, Colab): the page then says
+    which command measures it.
+
+    Raises:
+        ValueError: the file is there but is not JSON (the message names it).
+    """
+    here = Path.cwd() if start is None else Path(start)
+    for folder in (here.resolve(), *here.resolve().parents):
+        path = folder / BENCHMARK_RESULTS / f"{name}.json"
+        if path.is_file():
+            try:
+                return json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path} is not a benchmark record ({err}): run the benchmark "
+                                 "again with --save to rewrite it") from err
+    return None
 
 
 def show_source(obj: Any, full: bool = False) -> Any:

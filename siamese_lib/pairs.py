@@ -114,6 +114,22 @@ class ClassIndex:
         self.count = torch.tensor([len(m) for m in members], dtype=torch.long)
         self.start = torch.cumsum(self.count, 0) - self.count
 
+    def group_of_classes(self, groups: Any) -> torch.Tensor:
+        """The group of each class (C,), from the group of every image (N,): that of the
+        class's first image, as a class lies within one group (an Omniglot character
+        within its alphabet).
+
+        Raises:
+            ValueError: no groups, or not one group per image.
+        """
+        if groups is None:
+            raise ValueError("drawing classes by group needs the group of every image (groups=...)")
+        groups = labels_of(groups)
+        if len(groups) != len(self.order):
+            raise ValueError(f"got {len(groups)} groups for {len(self.order)} labels: give one "
+                             "group per image")
+        return groups[self.order[self.start]]
+
     def pick(self, cls: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
         """The ``offset``-th member of each class in ``cls`` (same shapes) -> positions."""
         return gather(self.order, gather(self.start, cls) + offset)
@@ -147,6 +163,26 @@ class ClassIndex:
         return self.pick(cls[..., None], offsets)
 
 
+class _Siblings:
+    """Draws, for each class, another class of its own group."""
+
+    def __init__(self, group_of_class: torch.Tensor) -> None:
+        self.by_group = torch.argsort(group_of_class, stable=True)  # classes, group by group
+        self.position = torch.argsort(self.by_group)  # where each class sits in by_group
+        sorted_groups = group_of_class[self.by_group].contiguous()
+        begins = torch.searchsorted(sorted_groups, sorted_groups)
+        ends = torch.searchsorted(sorted_groups, sorted_groups, right=True)
+        self.start = begins[self.position]  # where each class's group begins in by_group
+        self.size = (ends - begins)[self.position]  # and how many classes it has
+
+    def draw(self, cls: torch.Tensor, fallback: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """A uniformly drawn other class of each one's group; ``fallback`` where it is alone."""
+        size, start = self.size[cls], self.start[cls]
+        step = 1 + (torch.rand(len(cls), generator=g) * (size - 1).clamp(min=1)).long()
+        other = self.by_group[start + (self.position[cls] - start + step) % size]
+        return torch.where(size > 1, other, fallback)
+
+
 def _smallest_keys(sizes: torch.Tensor, m: int, g: torch.Generator) -> torch.Tensor:
     """m distinct offsets in [0, size) per entry of ``sizes``: the m smallest random keys."""
     keys = torch.rand(*sizes.shape, int(sizes.max()), generator=g)
@@ -167,6 +203,10 @@ class PairSampler:
         similar_fraction: share of similar pairs in each batch.
         allow_same_image: let a similar pair be an image with itself.
         seed: seeds the sampler's own generator.
+        groups: the group of every image (Omniglot's alphabet), for ``same_group_share``.
+        same_group_share: share of the dissimilar pairs whose second class is drawn from
+            the first one's group: harder negatives, like the siblings a character meets in
+            Lake's within-alphabet trials (a class alone in its group keeps a uniform one).
     """
 
     def __init__(
@@ -175,6 +215,8 @@ class PairSampler:
         similar_fraction: float = 0.5,
         allow_same_image: bool = False,
         seed: int = 0,
+        groups: Any = None,
+        same_group_share: float = 0.0,
     ) -> None:
         self.index = ClassIndex(labels_of(labels))
         if len(self.index.classes) < 2:
@@ -195,6 +237,12 @@ class PairSampler:
         self.similar_fraction = similar_fraction
         self.allow_same_image = allow_same_image
         self.generator = torch.Generator().manual_seed(seed)
+        if isinstance(same_group_share, bool) or not isinstance(same_group_share, numbers.Real) \
+                or not 0 <= same_group_share <= 1:
+            raise ValueError(f"same_group_share must be in [0, 1], got {same_group_share!r}")
+        self.same_group_share = same_group_share
+        if same_group_share:
+            self._siblings = _Siblings(self.index.group_of_classes(groups))
 
     def sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Draw n pairs -> (first indices, second indices, Y) with Y = 0 similar, 1 dissimilar."""
@@ -217,6 +265,9 @@ class PairSampler:
         n_classes = len(idx.classes)
         c1 = torch.randint(n_classes, (n_dis,), generator=g)
         c2 = (c1 + torch.randint(1, n_classes, (n_dis,), generator=g)) % n_classes
+        if self.same_group_share:  # only then: other draws stay those of the first release
+            within = torch.rand(n_dis, generator=g) < self.same_group_share
+            c2 = torch.where(within, self._siblings.draw(c1, c2, g), c2)
         i = torch.cat([idx.pick(cls, first), idx.random_member(c1, g)])
         j = torch.cat([idx.pick(cls, second), idx.random_member(c2, g)])
         y = torch.cat([torch.zeros(n_sim, dtype=torch.long), torch.ones(n_dis, dtype=torch.long)])
@@ -243,10 +294,16 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
         n_per_class: K, images per class.
         n_batches: batches per pass.
         seed: seeds the sampler's own generator.
+        groups: the group of every image (Omniglot's alphabet), for ``classes_per_group``.
+        classes_per_group: draw a batch's P classes a group at a time, this many from each
+            randomly chosen group (all of a smaller group's), so that most of a class's
+            rivals in the batch are its siblings: the harder task of Lake's within-alphabet
+            trials. None: the P classes come from anywhere.
     """
 
     def __init__(
-        self, labels: Any, n_classes: int, n_per_class: int, n_batches: int, seed: int = 0
+        self, labels: Any, n_classes: int, n_per_class: int, n_batches: int, seed: int = 0,
+        groups: Any = None, classes_per_group: int | None = None,
     ) -> None:
         self.index = ClassIndex(labels_of(labels))
         n_classes = check_whole("n_classes", n_classes, minimum=None)
@@ -263,6 +320,21 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
         self.p, self.k = n_classes, n_per_class
         self.n_batches = check_whole("n_batches", n_batches, minimum=0)
         self.generator = torch.Generator().manual_seed(seed)
+        self.per_group, self.by_group = None, []
+        if classes_per_group is not None:
+            self.per_group = check_whole("classes_per_group", classes_per_group)
+            self.by_group = self._eligible_by_group(groups)
+
+    def _eligible_by_group(self, groups: Any) -> list[torch.Tensor]:
+        """The eligible classes (indices into ``index.classes``) of each group."""
+        of_class = self.index.group_of_classes(groups)[self.eligible]
+        by_group = [self.eligible[of_class == g] for g in of_class.unique()]
+        reachable = sum(min(len(c), self.per_group) for c in by_group)
+        if reachable < self.p:
+            raise ValueError(f"{self.per_group} classes from each of {len(by_group)} groups make "
+                             f"{reachable}, fewer than P={self.p}: raise classes_per_group or "
+                             "lower n_classes")
+        return by_group
 
     def __len__(self) -> int:
         return self.n_batches
@@ -270,8 +342,21 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
     def sample(self) -> torch.Tensor:
         """One batch of P*K indices, class-major."""
         g = self.generator
-        cls = self.eligible[torch.randperm(len(self.eligible), generator=g)[: self.p]]
+        if self.per_group is None:
+            cls = self.eligible[torch.randperm(len(self.eligible), generator=g)[: self.p]]
+        else:
+            cls = self._classes_group_by_group(g)
         return self.index.distinct_members(cls, self.k, g).flatten()
+
+    def _classes_group_by_group(self, g: torch.Generator) -> torch.Tensor:
+        """P distinct classes, up to ``per_group`` from each group, groups in random order."""
+        picked = []
+        for i in torch.randperm(len(self.by_group), generator=g).tolist():
+            members = self.by_group[i]
+            picked.append(members[torch.randperm(len(members), generator=g)[: self.per_group]])
+            if sum(len(c) for c in picked) >= self.p:
+                break
+        return torch.cat(picked)[: self.p]
 
     def __iter__(self) -> Iterator[list[int]]:
         for _ in range(self.n_batches):
@@ -304,15 +389,17 @@ def pair_batches(
     batch_size: int,
     n_batches: int,
     seed: int = 0, augment: Augment | None = None, device: str | torch.device | None = None,
+    groups: Any = None, same_group_share: float = 0.0,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Yield image pair batches ``(x1, x2, y)`` for a pair loss, straight from a tensor.
 
     ``images`` (N, C, H, W), uint8 or float, may live on the GPU; indexing it is the
     whole cost of a batch (no per-item Python or PIL work). The batches go to ``device``,
     by default the images' device. ``seed`` seeds the pair sampler; ``augment`` draws from
-    a generator of its own, seeded with :func:`augmentation_seed` of it.
+    a generator of its own, seeded with :func:`augmentation_seed` of it. ``groups`` and
+    ``same_group_share`` draw harder dissimilar pairs (see :class:`PairSampler`).
     """
-    sampler = PairSampler(labels, seed=seed)
+    sampler = PairSampler(labels, seed=seed, groups=groups, same_group_share=same_group_share)
     load = _batch_loader(images, sampler.index, seed, augment, device)
     for i, j, y in sampler.batches(batch_size, n_batches):
         x1, x2 = load(i), load(j)
@@ -326,14 +413,18 @@ def class_balanced_batches(
     n_per_class: int,
     n_batches: int,
     seed: int = 0, augment: Augment | None = None, device: str | torch.device | None = None,
+    groups: Any = None, classes_per_group: int | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield P x K batches ``(x, labels)`` for a batch loss, straight from a tensor.
 
     The batches go to ``device``, by default the images' device, and ``augment`` draws
-    from its own generator (see :func:`pair_batches`).
+    from its own generator (see :func:`pair_batches`). ``groups`` and
+    ``classes_per_group`` draw the classes a group at a time (see
+    :class:`ClassBalancedBatchSampler`).
     """
     labels = labels_of(labels)
-    sampler = ClassBalancedBatchSampler(labels, n_classes, n_per_class, n_batches, seed=seed)
+    sampler = ClassBalancedBatchSampler(labels, n_classes, n_per_class, n_batches, seed=seed,
+                                        groups=groups, classes_per_group=classes_per_group)
     load = _batch_loader(images, sampler.index, seed, augment, device)
     for _ in range(n_batches):
         idx = sampler.sample()

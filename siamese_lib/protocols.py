@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -31,6 +31,10 @@ from .evaluate import (
     pair_distances,
     verification_accuracy,
 )
+from .nets import input_shape
+
+#: The side of the test images for raw pixels and for nets that do not say theirs.
+DEFAULT_SIZE = 28
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,9 @@ class EmbeddedTestSets:
 
     Protocols on the same images (20- and 5-way, say) share them within one
     :func:`evaluate_protocols` call, which hands one of these to every protocol it runs.
+    The images come at the size the net takes (28 x 28 unless it says otherwise, see
+    :func:`~siamese_lib.nets.input_shape`), so a net trained on larger images meets the
+    same test characters at its own resolution.
 
     Args:
         net: the embedding net, or None for raw pixels (kept as ``.net``).
@@ -61,12 +68,14 @@ class EmbeddedTestSets:
 
     def __init__(self, net: nn.Module | None) -> None:
         self.net = net  # None: raw pixels
-        self._sets: dict[Callable[[], datasets.ImageSet], tuple[datasets.ImageSet, torch.Tensor]] = {}
+        shape = input_shape(net)
+        self.size = DEFAULT_SIZE if shape is None else shape[1]
+        self._sets: dict[Callable[[int], datasets.ImageSet], tuple[datasets.ImageSet, torch.Tensor]] = {}
 
-    def __call__(self, load: Callable[[], datasets.ImageSet]) -> tuple[datasets.ImageSet, torch.Tensor]:
-        """The images ``load`` returns, and their embeddings."""
+    def __call__(self, load: Callable[[int], datasets.ImageSet]) -> tuple[datasets.ImageSet, torch.Tensor]:
+        """The images ``load`` returns at the net's size, and their embeddings."""
         if load not in self._sets:
-            images = load()
+            images = load(self.size)
             self._sets[load] = images, embed_images(self.net, images.images)
         return self._sets[load]
 
@@ -83,7 +92,7 @@ def pool(accuracies: Sequence[Accuracy]) -> Accuracy:
 
 
 def _episodes(
-    load: Callable[[], datasets.ImageSet], n_way: int, same_group: bool = False
+    load: Callable[[int], datasets.ImageSet], n_way: int, same_group: bool = False
 ) -> Callable[[EmbeddedTestSets, Similarity | None, int, Sequence[int]], Accuracy]:
     def run(embedded, similarity, n_episodes, seeds):
         images, embeddings = embedded(load)
@@ -99,14 +108,14 @@ def _episodes(
 
 def _lake(embedded, similarity, n_episodes, seeds):
     # 400 fixed trials: every seed would draw the same ones
-    return lake_runs_accuracy(embedded.net, datasets.load_lake_runs(), similarity)
+    return lake_runs_accuracy(embedded.net, datasets.load_lake_runs(embedded.size), similarity)
 
 
 def _mnist_verification(embedded, similarity, n_episodes, seeds, n_pairs: int = 10000):
     """Threshold on pairs of held-out training digits, accuracy on pairs of test digits."""
     if embedded.net is None or similarity is not None:
         raise ValueError("MNIST verification needs a distance model (not pixels or a Koch head)")
-    val = datasets.load_dataset("mnist-validation")
+    val = _test_set("mnist-validation")(embedded.size)
     val_labels, e_val = val.labels, embed_images(embedded.net, val.images)
     test, e_test = embedded(_mnist_test)  # shared with mnist-10way
 
@@ -118,16 +127,25 @@ def _mnist_verification(embedded, similarity, n_episodes, seeds, n_pairs: int = 
     return pool(runs)
 
 
-def _evaluation() -> datasets.ImageSet:
-    return datasets.load_dataset("omniglot-evaluation")
+def _test_set(name: str) -> Callable[[int], datasets.ImageSet]:
+    """``size -> images`` of a named data set; MNIST, stored at 28 x 28 only, is enlarged
+    (bilinear) for a net that takes larger images."""
+    def load(size: int) -> datasets.ImageSet:
+        if datasets.DATASETS[name].resizable:
+            return datasets.load_dataset(name, size)
+        images = datasets.load_dataset(name)
+        if images.images.shape[-1] == size:
+            return images
+        big = nn.functional.interpolate(images.images.float(), size=(size, size),
+                                         mode="bilinear", align_corners=False)
+        return replace(images, images=big.round().clamp(0, 255).to(torch.uint8))
+
+    return load
 
 
-def _vinyals_test() -> datasets.ImageSet:
-    return datasets.load_dataset("omniglot-vinyals-test")
-
-
-def _mnist_test() -> datasets.ImageSet:
-    return datasets.load_dataset("mnist-test")
+_evaluation = _test_set("omniglot-evaluation")
+_vinyals_test = _test_set("omniglot-vinyals-test")
+_mnist_test = _test_set("mnist-test")
 
 
 #: The standard one-shot tests, by name; run them with :func:`evaluate_protocols`.
@@ -154,26 +172,28 @@ PROTOCOLS: dict[str, Protocol] = {
 
 
 #: The episode tests :func:`one_shot_trials` draws trials of: their images and N.
-_TRIAL_SETS: dict[str, tuple[Callable[[], datasets.ImageSet], int]] = {
+_TRIAL_SETS: dict[str, tuple[Callable[[int], datasets.ImageSet], int]] = {
     "omniglot-20way": (_evaluation, 20), "omniglot-5way": (_evaluation, 5),
     "vinyals-20way": (_vinyals_test, 20), "vinyals-5way": (_vinyals_test, 5),
     "mnist-10way": (_mnist_test, 10),
 }
 
 
-def one_shot_trials(name: str, n_episodes: int, seed: int = 0) -> list[Trial]:
+def one_shot_trials(name: str, n_episodes: int, seed: int = 0,
+                    size: int = DEFAULT_SIZE) -> list[Trial]:
     """A test's trial sets for :func:`~siamese_lib.evaluate.trials_accuracy`: Lake's 20
-    runs, or ``n_episodes`` seeded 1-shot, 1-query episodes of an episode test.
+    runs, or ``n_episodes`` seeded 1-shot, 1-query episodes of an episode test, with
+    images ``size`` x ``size`` (the episodes are the same whatever the size).
 
     Raises:
         KeyError: a test that is neither Lake's runs nor an episode test of mixed classes.
     """
     if name == "lake-runs":
-        return lake_trials(datasets.load_lake_runs())
+        return lake_trials(datasets.load_lake_runs(size))
     if name not in _TRIAL_SETS:
         raise KeyError(f"no trials for {name!r}; known: {sorted(['lake-runs', *_TRIAL_SETS])}")
     load, n_way = _TRIAL_SETS[name]
-    images = load()
+    images = load(size)
     episodes = EpisodeSampler(images.labels, n_way, 1, 1, n_episodes, seed=seed).sample()
     return list(episode_trials(images.images, episodes))
 

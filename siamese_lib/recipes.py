@@ -61,7 +61,8 @@ class Recipe:
         loss: "contrastive" (sampled pairs), "batch-contrastive", "koch", "triplet",
             "prototypical" or "cross-entropy" (a standard classifier).
         loss_kwargs: keyword arguments of the loss (e.g. ``{"margin": 1.0}``).
-        net: keyword arguments of :class:`~siamese_lib.nets.EmbeddingNet`.
+        net: keyword arguments of :class:`~siamese_lib.nets.EmbeddingNet`; its
+            ``input_size``, if given, is the size the images are loaded at.
         batch: pairs per batch for "contrastive"/"koch"; P x K as ``[P, K]`` otherwise.
         epochs: epochs (a validation point after each).
         steps_per_epoch: optimiser steps per epoch.
@@ -70,6 +71,12 @@ class Recipe:
         augment: apply Koch-style random affine distortions to training images.
         thicken: probability that a training image's strokes are thickened by one pixel
             (:class:`~siamese_lib.augment.RandomThickening`, after the affine distortion).
+        classes_per_alphabet: for P x K batches of Omniglot, draw the P classes this many
+            per alphabet (see :class:`~siamese_lib.pairs.ClassBalancedBatchSampler`); 0
+            draws them from all alphabets at once.
+        same_alphabet_negatives: for sampled pairs of Omniglot, the share of dissimilar
+            pairs whose two characters come from one alphabet (see
+            :class:`~siamese_lib.pairs.PairSampler`); 0 draws them from all alphabets.
         seed: seeds initialisation and batch sampling.
         description: one line for tables and the book.
     """
@@ -86,6 +93,8 @@ class Recipe:
     weight_decay: float = 0.0
     augment: bool = False
     thicken: float = 0.0
+    classes_per_alphabet: int = 0
+    same_alphabet_negatives: float = 0.0
     seed: int = 0
     description: str = ""
 
@@ -93,8 +102,9 @@ class Recipe:
         """A hash of every field that changes the trained weights."""
         fields = asdict(self)
         fields.pop("description")
-        if not fields["thicken"]:  # added later: left out when unused, so older keys hold
-            fields.pop("thicken")
+        for added_later in ("thicken", "classes_per_alphabet", "same_alphabet_negatives"):
+            if not fields[added_later]:  # left out when unused, so that older keys hold
+                fields.pop(added_later)
         blob = json.dumps({"v": CACHE_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -135,31 +145,38 @@ class TrainedModel(TrainedNet):
 
 @dataclass
 class TrainingData:
-    """Training images and labels, and held-out data for the validation curve."""
+    """Training images and labels, and held-out data for the validation curve; ``groups``
+    is the alphabet of every training image of Omniglot (None for other data)."""
 
     images: torch.Tensor
     labels: torch.Tensor
     val_images: torch.Tensor
     val_labels: torch.Tensor
     num_classes: int
+    groups: torch.Tensor | None = None
 
 
-def training_data(name: str) -> TrainingData:
-    """The training and validation split of a recipe's data set."""
+def training_data(name: str, size: int | None = None) -> TrainingData:
+    """The training and validation split of a recipe's data set, its images ``size`` x
+    ``size`` (None: the set's usual size; MNIST comes in 28 x 28 only)."""
+    if size is not None and name == "mnist" and size != 28:
+        raise ValueError(f"MNIST comes in 28x28 only, not {size}x{size}: leave input_size at 28")
     if name == "mnist":
         train, val = datasets.load_mnist_split()  # read once, split in two
         return TrainingData(train.images, train.labels, val.images, val.labels, 10)
     if name == "omniglot-background":
-        bg = datasets.load_omniglot("background")
+        bg = datasets.load_dataset("omniglot-background", size)
         held_out = bg.groups >= bg.groups.max() - 3  # the last 4 background alphabets validate
         return TrainingData(bg.images[~held_out], bg.labels[~held_out],
-                            bg.images[held_out], bg.labels[held_out], bg.num_classes)
+                            bg.images[held_out], bg.labels[held_out], bg.num_classes,
+                            bg.groups[~held_out])
     if name == "omniglot-vinyals":
-        train = datasets.load_dataset("omniglot-vinyals-train")
-        val = datasets.load_dataset("omniglot-vinyals-val")
-        return TrainingData(train.images, train.labels, val.images, val.labels, train.num_classes)
+        train = datasets.load_dataset("omniglot-vinyals-train", size)
+        val = datasets.load_dataset("omniglot-vinyals-val", size)
+        return TrainingData(train.images, train.labels, val.images, val.labels, train.num_classes,
+                            train.groups)
     if name == "att-faces":
-        faces = datasets.load_att_faces("training")
+        faces = datasets.load_dataset("att-faces-training", size)
         held_out = faces.labels >= faces.num_classes - 7  # the last 7 training subjects validate
         return TrainingData(faces.images[~held_out], faces.labels[~held_out],
                             faces.images[held_out], faces.labels[held_out], faces.num_classes)
@@ -182,14 +199,18 @@ def _batches(recipe: Recipe, data: TrainingData, device: torch.device) -> Callab
     def batches(epoch: int) -> Iterable:
         seed = recipe.seed * 1000 + epoch
         if pairwise:
+            harder = dict(groups=data.groups, same_group_share=recipe.same_alphabet_negatives) \
+                if recipe.same_alphabet_negatives else {}
             return pair_batches(images, data.labels, recipe.batch, recipe.steps_per_epoch,
-                                seed=seed, augment=augment, device=device)
+                                seed=seed, augment=augment, device=device, **harder)
         if recipe.loss == "cross-entropy":
             return _shuffled_batches(images, data.labels, recipe.batch,
                                      recipe.steps_per_epoch, seed, augment, device)
         p, k = recipe.batch
+        by_alphabet = dict(groups=data.groups, classes_per_group=recipe.classes_per_alphabet) \
+            if recipe.classes_per_alphabet else {}
         return class_balanced_batches(images, data.labels, p, k, recipe.steps_per_epoch,
-                                      seed=seed, augment=augment, device=device)
+                                      seed=seed, augment=augment, device=device, **by_alphabet)
 
     return batches
 
@@ -246,9 +267,9 @@ def train_recipe(
     """Train a recipe from scratch (no cache). Validation: N-way 1-shot accuracy per epoch."""
     device = pick_device(device)
     seed_everything(recipe.seed)
-    data = training_data(recipe.data)
-    in_channels, size = data.images.shape[1], data.images.shape[-1]
-    net = EmbeddingNet(in_channels=in_channels, input_size=size, **recipe.net)
+    data = training_data(recipe.data, recipe.net.get("input_size"))  # the net's size, if it says
+    shape = dict(in_channels=data.images.shape[1], input_size=data.images.shape[-1])
+    net = EmbeddingNet(**{**shape, **recipe.net})
     model: nn.Module = net
     if recipe.loss == "cross-entropy":
         model = Classifier(net, data.num_classes)

@@ -6,6 +6,7 @@ nothing. Needs MNIST and Omniglot's evaluation set (skipped when they are missin
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -129,6 +130,10 @@ def test_compute_quick_run_prints_the_step_rate_and_its_share_of_the_peak(capsys
     for precision in ("float32", "bfloat16"):
         cells = row(out, precision).split()
         assert cells[4].endswith("%"), out  # share of the matmul peak
+        share, in_convolutions, ceiling = (int(c.rstrip("%")) for c in cells[4:7])
+        assert 0 < in_convolutions <= 100 and ceiling >= share  # the rest free: never slower
+    assert re.search(r"its convolutions take \d+% of the step: were the rest free, it would "
+                     r"reach \d+% of its precision's peak", out), out
     assert re.search(r"library default \((float32|bfloat16)\): \d+ GFLOP/s = \d+% of the "
                      r"bfloat16 matmul peak \(target >= 40%: (met|NOT met)\)", out), out
 
@@ -145,7 +150,7 @@ def test_compute_counts_the_training_steps_flops():
 
 
 @pytest.mark.slow
-def test_levers_prints_one_row_per_lever(capsys, monkeypatch):
+def test_levers_prints_one_row_per_lever(capsys, monkeypatch, tmp_path):
     """``python -m benchmarks.levers`` on tiny untrained nets: the table's shape, not accuracy."""
     need("omniglot-official-small")
     need("MNIST", "raw")
@@ -157,18 +162,43 @@ def test_levers_prints_one_row_per_lever(capsys, monkeypatch):
 
     def tiny_model(recipe):
         torch.manual_seed(len(recipe.name))
-        net = EmbeddingNet(width=4, embedding_dim=4).eval()
+        size = {k: v for k, v in recipe.net.items() if k in ("input_size", "stem_stride")}
+        net = EmbeddingNet(width=4, embedding_dim=4, **size).eval()
         return SimpleNamespace(recipe=recipe, embedding_net=net, from_cache=True,
                                history=SimpleNamespace(seconds=1.0))
 
     monkeypatch.setattr(accuracy, "load_model", tiny_model)
+    saved = tmp_path / "levers.json"
     assert levers.main(["--budget", "book", "--episodes", "5", "--seeds", "1", "--shifts", "1",
-                        "--adapted-episodes", "2", "--adapt-steps", "1"]) == 0
+                        "--adapted-episodes", "2", "--adapt-steps", "1", "--training-seeds", "2",
+                        "--save", str(saved)]) == 0
     out = capsys.readouterr().out
     accuracy = r"\d+\.\d\d ± \d+\.\d\d"
-    for label, extra in (("none ", "0"), ("test-time shifts ±1", "0"), ("ensemble of 3 ", "2"),
-                         ("ensemble of 3, shifts ±1", "2"), ("none, on 2 episodes", "0"),
-                         ("adapted (1 steps), same episodes", "0")):
+    every_test = rf"{accuracy}\s+\d+\.\d\s+.*±.*±.*\s"
+    lake_only = rf"{accuracy}\s+\d+\.\d\s+—\s+—\s+"
+    expected = [("none ", every_test, "1"), ("test-time shifts ±1 ", every_test, "1"),
+                ("ensemble of 3 losses' models ", every_test, "3"),
+                ("ensemble of 3 losses' models, shifts ±1 ", every_test, "3"),
+                ("none, on 2 episodes ", every_test, "1"),
+                ("adapted (1 steps), same episodes ", every_test, "1"),
+                ("56 px images, stride-2 stem ", every_test, "1"),
+                ("56 px images, stride-2 stem, shifts ±1 ", lake_only, "1"),
+                ("batches of 16 classes per alphabet ", every_test, "1"),
+                ("56 px and 16 classes per alphabet, shifts ±1 ", lake_only, "1"),
+                ("ensemble of 3 shorter models, same total steps ", every_test, "3"),
+                ("ensemble of 3 shorter models, same total steps, shifts ±1 ", lake_only, "3"),
+                ("none, training seed 1 ", every_test, "1"),
+                ("test-time shifts ±1, training seed 1 ", lake_only, "1")]
+    for label, cells_re, train_s in expected:
         cells = row(out, label)
-        assert re.search(rf"{accuracy}\s+\d+\.\d\s+.*\s{extra}\s+(yes|no)$", cells), cells
+        assert re.search(rf"{cells_re}{train_s}\s+(yes|no)$", cells), (label, cells)
+    record = json.loads(saved.read_text())
+    assert [r["lever"] for r in record["rows"]][:2] == ["none", "test-time shifts ±1"]
+    assert len(record["rows"]) == 18 and record["budget"] == "book"
+    # the best training lever, whichever it is, trained again with seed 1
+    again = [r["lever"] for r in record["rows"][-2:]]
+    assert again[0].endswith(", training seed 1") and not again[0].startswith("none")
+    assert again[1] == again[0].replace(", training seed 1", ", shifts ±1, training seed 1")
+    shifted = next(r for r in record["rows"] if r["lever"] == "56 px images, stride-2 stem, shifts ±1")
+    assert list(shifted["tests"]) == ["lake-runs"] and shifted["tests"]["lake-runs"]["n"] == 400
     assert "met (95.5%, <= 60 s)" in out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from siamese_lib.book import markdown_table
@@ -147,3 +149,31 @@ def test_show_source_says_what_it_left_out() -> None:
     assert '"""' in full and '"""' not in short
     assert short.rstrip("`\n").endswith("left out: see siamese_lib/losses.py)")
     assert len(short.splitlines()) < len(full.splitlines())
+
+
+def test_benchmark_record_is_found_from_a_folder_below_the_repository(tmp_path) -> None:
+    from siamese_lib.book import benchmark_record
+
+    results = tmp_path / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    (results / "levers-long.json").write_text('{"rows": [{"lever": "none"}]}')
+    below = tmp_path / "zh" / "notebooks"
+    below.mkdir(parents=True)
+    assert benchmark_record("levers-long", start=below) == {"rows": [{"lever": "none"}]}
+    assert benchmark_record("other", start=below) is None
+    (results / "broken.json").write_text("{not json")
+    with pytest.raises(ValueError, match="broken.json is not a benchmark record"):
+        benchmark_record("broken", start=below)
+
+
+def test_the_repository_has_the_levers_record_chapter_8_shows() -> None:
+    from siamese_lib.book import benchmark_record
+
+    record = benchmark_record("levers-long", start=Path(__file__).parent)
+    assert record is not None, "run python -m benchmarks.levers --save benchmarks/results/levers-long.json"
+    levers = {row["lever"] for row in record["rows"]}
+    assert {"none", "56 px images, stride-2 stem", "batches of 16 classes per alphabet",
+            "ensemble of 3 shorter models, same total steps"} <= levers
+    for row in record["rows"]:
+        assert 0 < row["tests"]["lake-runs"]["mean"] <= 1 and row["tests"]["lake-runs"]["n"] == 400
+    assert record["machine"] and record["command"].startswith("python -m benchmarks.levers")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from siamese_lib.augment import shift
 from siamese_lib.evaluate import embed_images
@@ -125,6 +126,7 @@ def test_koch_net_output() -> None:
         dict(width=8, embedding_dim=4),
         dict(in_channels=3, input_size=64, width=4, embedding_dim=None, depth=3),
         dict(width=8, embedding_dim=4, normalize=True),
+        dict(input_size=56, width=8, embedding_dim=4, stem_stride=2),
     ],
 )
 def test_build_net_round_trip(kwargs) -> None:
@@ -236,3 +238,39 @@ def test_nets_say_when_the_images_are_not_a_float_tensor(images, error, message)
 def test_nets_want_whole_numbers(build, message) -> None:
     with pytest.raises(ValueError, match=message):
         build()
+
+
+def test_a_stride_2_stem_sees_every_pixel_at_the_blocks_of_half_the_size() -> None:
+    torch.manual_seed(0)
+    big = EmbeddingNet(input_size=56, width=8, embedding_dim=4, stem_stride=2).eval()
+    small = EmbeddingNet(input_size=28, width=8, embedding_dim=4).eval()
+    # the blocks run at 28 x 28, on the 4 pixels of every 2 x 2 patch as channels
+    assert big.features[1][0].in_channels == 4
+    assert big.head.in_features == small.head.in_features
+    x = torch.rand(1, 1, 56, 56)
+    moved = x.clone()
+    moved[..., 0, 0] += 0.5  # one pixel of the 56 x 56 image: a 28 x 28 net could not see it
+    assert not torch.allclose(big(x), big(moved))
+    with pytest.raises(ValueError, match="not a multiple of stem_stride 2"):
+        EmbeddingNet(input_size=57, stem_stride=2)
+    with pytest.raises(ValueError, match="after a stem of stride 4"):
+        EmbeddingNet(input_size=56, stem_stride=4, depth=4)
+
+
+def test_the_relu_after_the_pooling_computes_the_textbook_block() -> None:
+    """conv-BN-ReLU-maxpool as the papers draw it: same output, same gradients."""
+    torch.manual_seed(0)
+    net = EmbeddingNet(width=8, embedding_dim=4).train()
+    textbook = EmbeddingNet(width=8, embedding_dim=4).train()
+    textbook.load_state_dict(net.state_dict())
+    for block in textbook.features[:4]:
+        conv, bn, pool, relu = block
+        assert isinstance(pool, nn.MaxPool2d) and isinstance(relu, nn.ReLU)
+        block[2], block[3] = relu, pool  # back to the order of the papers
+    x = torch.randn(6, 1, 28, 28)
+    out, ref = net(x), textbook(x)
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    out.square().sum().backward()
+    ref.square().sum().backward()
+    for (name, p), q in zip(net.named_parameters(), textbook.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=0, msg=name)

@@ -113,3 +113,21 @@ def test_one_shot_trials_are_the_protocols_tests_trial_by_trial() -> None:
     assert all(torch.equal(a, torch.arange(10)) for _, _, a in mnist)
     with pytest.raises(KeyError, match="no trials for 'mnist-verification'"):
         one_shot_trials("mnist-verification", 3)
+
+
+def test_a_net_of_larger_images_meets_the_tests_at_its_own_size() -> None:
+    from siamese_lib.nets import EmbeddingNet
+    from siamese_lib.protocols import one_shot_trials
+
+    if not (data_root() / "MNIST" / "raw").exists() or not (
+            data_root() / "omniglot-official-small").exists():
+        pytest.skip("MNIST or Lake's runs not found; set SIAMESE_LIB_DATA to shared/data")
+    net = EmbeddingNet(input_size=56, width=4, embedding_dim=4, stem_stride=2).eval()
+    # a 28 x 28 batch would raise in the net: every test must load its images at 56
+    results = evaluate_protocols(net, ["lake-runs", "mnist-10way"], n_episodes=5)
+    assert results["lake-runs"].n == 400 and results["mnist-10way"].n == 5
+    support, query, _ = one_shot_trials("mnist-10way", 2, size=56)[0]
+    assert support.shape[-2:] == query.shape[-2:] == (56, 56)
+    small = one_shot_trials("mnist-10way", 2)[0][0]
+    # enlarged MNIST: the same digits, bilinear, so its mean ink stays about the same
+    assert abs(support.float().mean() - small.float().mean()) < 3
