@@ -163,26 +163,6 @@ class ClassIndex:
         return self.pick(cls[..., None], offsets)
 
 
-class _Siblings:
-    """Draws, for each class, another class of its own group."""
-
-    def __init__(self, group_of_class: torch.Tensor) -> None:
-        self.by_group = torch.argsort(group_of_class, stable=True)  # classes, group by group
-        self.position = torch.argsort(self.by_group)  # where each class sits in by_group
-        sorted_groups = group_of_class[self.by_group].contiguous()
-        begins = torch.searchsorted(sorted_groups, sorted_groups)
-        ends = torch.searchsorted(sorted_groups, sorted_groups, right=True)
-        self.start = begins[self.position]  # where each class's group begins in by_group
-        self.size = (ends - begins)[self.position]  # and how many classes it has
-
-    def draw(self, cls: torch.Tensor, fallback: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        """A uniformly drawn other class of each one's group; ``fallback`` where it is alone."""
-        size, start = self.size[cls], self.start[cls]
-        step = 1 + (torch.rand(len(cls), generator=g) * (size - 1).clamp(min=1)).long()
-        other = self.by_group[start + (self.position[cls] - start + step) % size]
-        return torch.where(size > 1, other, fallback)
-
-
 def _smallest_keys(sizes: torch.Tensor, m: int, g: torch.Generator) -> torch.Tensor:
     """m distinct offsets in [0, size) per entry of ``sizes``: the m smallest random keys."""
     keys = torch.rand(*sizes.shape, int(sizes.max()), generator=g)
@@ -203,10 +183,6 @@ class PairSampler:
         similar_fraction: share of similar pairs in each batch.
         allow_same_image: let a similar pair be an image with itself.
         seed: seeds the sampler's own generator.
-        groups: the group of every image (Omniglot's alphabet), for ``same_group_share``.
-        same_group_share: share of the dissimilar pairs whose second class is drawn from
-            the first one's group: harder negatives, like the siblings a character meets in
-            Lake's within-alphabet trials (a class alone in its group keeps a uniform one).
     """
 
     def __init__(
@@ -215,8 +191,6 @@ class PairSampler:
         similar_fraction: float = 0.5,
         allow_same_image: bool = False,
         seed: int = 0,
-        groups: Any = None,
-        same_group_share: float = 0.0,
     ) -> None:
         self.index = ClassIndex(labels_of(labels))
         if len(self.index.classes) < 2:
@@ -237,12 +211,6 @@ class PairSampler:
         self.similar_fraction = similar_fraction
         self.allow_same_image = allow_same_image
         self.generator = torch.Generator().manual_seed(seed)
-        if isinstance(same_group_share, bool) or not isinstance(same_group_share, numbers.Real) \
-                or not 0 <= same_group_share <= 1:
-            raise ValueError(f"same_group_share must be in [0, 1], got {same_group_share!r}")
-        self.same_group_share = same_group_share
-        if same_group_share:
-            self._siblings = _Siblings(self.index.group_of_classes(groups))
 
     def sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Draw n pairs -> (first indices, second indices, Y) with Y = 0 similar, 1 dissimilar."""
@@ -265,9 +233,6 @@ class PairSampler:
         n_classes = len(idx.classes)
         c1 = torch.randint(n_classes, (n_dis,), generator=g)
         c2 = (c1 + torch.randint(1, n_classes, (n_dis,), generator=g)) % n_classes
-        if self.same_group_share:  # only then: other draws stay those of the first release
-            within = torch.rand(n_dis, generator=g) < self.same_group_share
-            c2 = torch.where(within, self._siblings.draw(c1, c2, g), c2)
         i = torch.cat([idx.pick(cls, first), idx.random_member(c1, g)])
         j = torch.cat([idx.pick(cls, second), idx.random_member(c2, g)])
         y = torch.cat([torch.zeros(n_sim, dtype=torch.long), torch.ones(n_dis, dtype=torch.long)])
@@ -389,17 +354,15 @@ def pair_batches(
     batch_size: int,
     n_batches: int,
     seed: int = 0, augment: Augment | None = None, device: str | torch.device | None = None,
-    groups: Any = None, same_group_share: float = 0.0,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Yield image pair batches ``(x1, x2, y)`` for a pair loss, straight from a tensor.
 
     ``images`` (N, C, H, W), uint8 or float, may live on the GPU; indexing it is the
     whole cost of a batch (no per-item Python or PIL work). The batches go to ``device``,
     by default the images' device. ``seed`` seeds the pair sampler; ``augment`` draws from
-    a generator of its own, seeded with :func:`augmentation_seed` of it. ``groups`` and
-    ``same_group_share`` draw harder dissimilar pairs (see :class:`PairSampler`).
+    a generator of its own, seeded with :func:`augmentation_seed` of it.
     """
-    sampler = PairSampler(labels, seed=seed, groups=groups, same_group_share=same_group_share)
+    sampler = PairSampler(labels, seed=seed)
     load = _batch_loader(images, sampler.index, seed, augment, device)
     for i, j, y in sampler.batches(batch_size, n_batches):
         x1, x2 = load(i), load(j)

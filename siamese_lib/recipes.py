@@ -74,9 +74,6 @@ class Recipe:
         classes_per_alphabet: for P x K batches of Omniglot, draw the P classes this many
             per alphabet (see :class:`~siamese_lib.pairs.ClassBalancedBatchSampler`); 0
             draws them from all alphabets at once.
-        same_alphabet_negatives: for sampled pairs of Omniglot, the share of dissimilar
-            pairs whose two characters come from one alphabet (see
-            :class:`~siamese_lib.pairs.PairSampler`); 0 draws them from all alphabets.
         seed: seeds initialisation and batch sampling.
         description: one line for tables and the book.
     """
@@ -94,7 +91,6 @@ class Recipe:
     augment: bool = False
     thicken: float = 0.0
     classes_per_alphabet: int = 0
-    same_alphabet_negatives: float = 0.0
     seed: int = 0
     description: str = ""
 
@@ -102,7 +98,7 @@ class Recipe:
         """A hash of every field that changes the trained weights."""
         fields = asdict(self)
         fields.pop("description")
-        for added_later in ("thicken", "classes_per_alphabet", "same_alphabet_negatives"):
+        for added_later in ("thicken", "classes_per_alphabet"):
             if not fields[added_later]:  # left out when unused, so that older keys hold
                 fields.pop(added_later)
         blob = json.dumps({"v": CACHE_VERSION, **fields}, sort_keys=True)
@@ -199,10 +195,8 @@ def _batches(recipe: Recipe, data: TrainingData, device: torch.device) -> Callab
     def batches(epoch: int) -> Iterable:
         seed = recipe.seed * 1000 + epoch
         if pairwise:
-            harder = dict(groups=data.groups, same_group_share=recipe.same_alphabet_negatives) \
-                if recipe.same_alphabet_negatives else {}
             return pair_batches(images, data.labels, recipe.batch, recipe.steps_per_epoch,
-                                seed=seed, augment=augment, device=device, **harder)
+                                seed=seed, augment=augment, device=device)
         if recipe.loss == "cross-entropy":
             return _shuffled_batches(images, data.labels, recipe.batch,
                                      recipe.steps_per_epoch, seed, augment, device)

@@ -423,37 +423,3 @@ def test_class_balanced_sampler_by_group_says_what_is_wrong() -> None:
     with pytest.raises(ValueError, match="fewer than P=12"):  # 2 groups of at most 5 classes
         ClassBalancedBatchSampler(labels, 12, 2, 1, groups=labels // 10, classes_per_group=5)
 
-
-def test_pair_sampler_draws_harder_negatives_within_a_group() -> None:
-    from siamese_lib.pairs import PairSampler
-
-    group_of_class = torch.tensor([0] * 5 + [1] + [2] * 24)  # group 1 has a single class
-    labels = torch.arange(30).repeat_interleave(3)
-    groups = group_of_class.repeat_interleave(3)
-    sampler = PairSampler(labels, seed=1, groups=groups, same_group_share=1.0)
-    i, j, y = sampler.sample(3000)
-    c1, c2 = labels[i[y == 1]], labels[j[y == 1]]
-    assert (c1 != c2).all()
-    alone = group_of_class[c1] == 1
-    assert (group_of_class[c1] == group_of_class[c2])[~alone].all()
-    assert (group_of_class[c2][alone] != 1).all()  # the lone class meets any other class
-    # every sibling is drawn: class 0's four siblings each appear as its partner
-    assert set(c2[c1 == 0].tolist()) == {1, 2, 3, 4}
-
-    def share_within(sampler):
-        i, j, y = sampler.sample(4000)
-        c1, c2 = labels[i[y == 1]], labels[j[y == 1]]
-        return float((group_of_class[c1] == group_of_class[c2]).float().mean())
-
-    uniform = share_within(PairSampler(labels, seed=2))  # about 0.66: group 2 is large
-    half = share_within(PairSampler(labels, seed=2, groups=groups, same_group_share=0.5))
-    # half the negatives within the group by design, the other half as often as uniform
-    assert abs(half - (0.5 * (1 - 1 / 30) + 0.5 * uniform)) < 0.04
-    # a share of 0 leaves the draws exactly as they were
-    plain = PairSampler(labels, seed=1).sample(100)
-    assert all(torch.equal(a, b) for a, b in zip(
-        plain, PairSampler(labels, seed=1, groups=groups, same_group_share=0.0).sample(100), strict=True))
-    with pytest.raises(ValueError, match="needs the group of every image"):
-        PairSampler(labels, same_group_share=0.5)
-    with pytest.raises(ValueError, match=r"same_group_share must be in \[0, 1\]"):
-        PairSampler(labels, groups=groups, same_group_share=1.5)
