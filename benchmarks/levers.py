@@ -189,8 +189,8 @@ def _training_rows(base: Recipe, model, measure, shifts: int, n_seeds: int) -> l
     def lake_shifted(net) -> tuple[dict[str, Accuracy], float]:
         return _timed(lambda: evaluate_protocols(ShiftAveraged(net, shifts), ["lake-runs"]))
 
-    rows, shifted_lake = [], {}
-    for lever, recipe in training_levers(base).items():
+    rows, shifted_lake, levers = [], {}, training_levers(base)
+    for lever, recipe in levers.items():
         tm = model(recipe)
         rows.append((lever, tm.history.seconds, *measure(tm.embedding_net)))
         rows.append((f"{lever}, shifts ±{shifts}", tm.history.seconds,
@@ -205,20 +205,14 @@ def _training_rows(base: Recipe, model, measure, shifts: int, n_seeds: int) -> l
     lever = f"ensemble of {SHORT_MEMBERS} shorter models, same total steps"
     rows.append((lever, short_s, *measure(together)))
     rows.append((f"{lever}, shifts ±{shifts}", short_s, *lake_shifted(together)))
-    return rows + _other_seeds(base, best, model, measure, lake_shifted, shifts, n_seeds)
-
-
-def _other_seeds(base: Recipe, best: str, model, measure, lake_shifted, shifts: int,
-                 n_seeds: int) -> list:
-    """The base model and the best training lever trained again with other seeds: one seed
-    can be lucky, and Lake's 400 trials cannot tell a point or two from luck."""
-    rows = []
-    recipes = {"none": base, best: training_levers(base)[best]}
+    # the base model and the best lever again with other seeds: one training run can be
+    # lucky, and Lake's 400 trials cannot tell a point or two from luck
+    again = {("none", f"test-time shifts ±{shifts}"): base,
+             (best, f"{best}, shifts ±{shifts}"): levers[best]}
     for seed in range(1, n_seeds):
-        for lever, recipe in recipes.items():
+        for (plain, shifted), recipe in again.items():
             tm = model(replace(recipe, name=f"{recipe.name}-seed{seed}", seed=seed))
-            shifted = f"test-time shifts ±{shifts}" if lever == "none" else f"{lever}, shifts ±{shifts}"
-            rows.append((f"{lever}, training seed {seed}", tm.history.seconds,
+            rows.append((f"{plain}, training seed {seed}", tm.history.seconds,
                          *measure(tm.embedding_net)))
             rows.append((f"{shifted}, training seed {seed}", tm.history.seconds,
                          *lake_shifted(tm.embedding_net)))

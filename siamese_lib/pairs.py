@@ -315,11 +315,12 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
 
     def _classes_group_by_group(self, g: torch.Generator) -> torch.Tensor:
         """P distinct classes, up to ``per_group`` from each group, groups in random order."""
-        picked = []
+        picked, n_picked = [], 0
         for i in torch.randperm(len(self.by_group), generator=g).tolist():
             members = self.by_group[i]
             picked.append(members[torch.randperm(len(members), generator=g)[: self.per_group]])
-            if sum(len(c) for c in picked) >= self.p:
+            n_picked += len(picked[-1])
+            if n_picked >= self.p:
                 break
         return torch.cat(picked)[: self.p]
 
