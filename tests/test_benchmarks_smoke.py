@@ -130,10 +130,13 @@ def test_compute_quick_run_prints_the_step_rate_and_its_share_of_the_peak(capsys
     for precision in ("float32", "bfloat16"):
         cells = row(out, precision).split()
         assert cells[4].endswith("%"), out  # share of the matmul peak
-        share, in_convolutions, ceiling = (int(c.rstrip("%")) for c in cells[4:7])
+        share, in_convolutions, ceiling, in_norm, in_pooling = (
+            int(c.rstrip("%")) for c in cells[4:9])
         assert 0 < in_convolutions <= 100 and ceiling >= share  # the rest free: never slower
+        assert 0 < in_norm and 0 < in_pooling and in_convolutions + in_norm + in_pooling <= 101
     assert re.search(r"its convolutions take \d+% of the step: were the rest free, it would "
-                     r"reach \d+% of its precision's peak", out), out
+                     r"reach \d+% of its precision's peak, .*; batch norm takes \d+% and "
+                     r"pooling \d+%", out), out
     assert re.search(r"library default \((float32|bfloat16)\): \d+ GFLOP/s = \d+% of the "
                      r"bfloat16 matmul peak \(target >= 40%: (met|NOT met)\)", out), out
 
