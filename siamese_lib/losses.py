@@ -194,14 +194,28 @@ class KochLoss(nn.Module):
     losses, the head has weights of its own: give ``loss.parameters()`` to the optimiser
     (:func:`siamese_lib.train.fit` does), and score pairs with :meth:`similarity`.
 
+    The head starts as a scaled L1 distance, ``p = sigmoid(HEAD_SCALE * (HEAD_THRESHOLD -
+    mean |e1 - e2|))``: the more two embeddings differ, the less likely the pair is similar,
+    which is what training teaches the head anyway. From a random start about half of its
+    weights would call a larger difference *more* similar, and a short training spends
+    most of its steps unlearning that.
+
     Args:
         embedding_dim: size of the embeddings.
     """
+
+    #: The head's starting slope and the mean absolute difference at which p = 1/2 (chosen
+    #: on the validation alphabets of the book's Omniglot recipe).
+    HEAD_SCALE = 16.0
+    HEAD_THRESHOLD = 0.5
 
     def __init__(self, embedding_dim: int) -> None:
         super().__init__()
         self.embedding_dim = check_whole("embedding_dim", embedding_dim)
         self.head = nn.Linear(embedding_dim, 1)
+        with torch.no_grad():
+            self.head.weight.fill_(-self.HEAD_SCALE / embedding_dim)
+            self.head.bias.fill_(self.HEAD_SCALE * self.HEAD_THRESHOLD)
 
     def similarity(self, e1: torch.Tensor, e2: torch.Tensor) -> torch.Tensor:
         """Logit of "same class" for broadcastable embedding batches (..., d) -> (...)."""

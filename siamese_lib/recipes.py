@@ -45,7 +45,8 @@ from .train import History, fit
 # 2: nets run in bfloat16 on CPUs that have it (see precision.autocast_dtype)
 # 3: augmentation draws from its own stream (pairs.augmentation_seed), no longer from the
 #    next epoch's sampling stream, so augmented models train differently
-CACHE_VERSION = 3
+# 4: Koch's head starts as a scaled L1 distance (losses.KochLoss), so its models change
+CACHE_VERSION = 4
 #: Episodes of the validation after each epoch (N-way 1-shot accuracy on held-out data, with
 #: N = 20, or the number of held-out classes if fewer, as for the 10 MNIST digits).
 VALIDATION_EPISODES = 300

@@ -364,6 +364,17 @@ def test_koch_similarity_is_head_logit_and_broadcasts() -> None:
     torch.testing.assert_close(scores.detach(), expected)
 
 
+def test_koch_head_starts_as_a_scaled_l1_distance() -> None:
+    loss_fn = KochLoss(4)
+    e1 = torch.zeros(3, 4)
+    e2 = torch.tensor([[0.0] * 4, [0.5] * 4, [1.0, 0.0, 1.0, 0.0]])  # mean |difference| 0, 0.5, 0.5
+    logits = loss_fn.similarity(e1, e2).detach()
+    scale, threshold = KochLoss.HEAD_SCALE, KochLoss.HEAD_THRESHOLD
+    torch.testing.assert_close(logits, scale * (threshold - torch.tensor([0.0, 0.5, 0.5])))
+    assert logits[0] > logits[1]  # identical embeddings: the most likely similar
+    assert torch.sigmoid(logits[1]).item() == pytest.approx(0.5)  # at the threshold: a coin toss
+
+
 def test_koch_head_receives_gradients() -> None:
     torch.manual_seed(7)
     loss_fn = KochLoss(4)
