@@ -43,6 +43,7 @@ import torch
 
 from siamese_lib.adapt import adapt_to_support
 from siamese_lib.evaluate import Accuracy, trials_accuracy
+from siamese_lib.files import atomic_write
 from siamese_lib.nets import EmbeddingEnsemble, ShiftAveraged
 from siamese_lib.protocols import evaluate_protocols, one_shot_trials
 from siamese_lib.published import MEASURES
@@ -103,10 +104,7 @@ def save_rows(path: Path, rows: list, base_name: str, budget: str, base_train_s:
                   "tests": {p: {"mean": a.mean, "ci95": a.ci95, "n": a.n} for p, a in accs.items()}}
                  for lever, train_s, accs, lake_s in rows],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    tmp.replace(path)
+    atomic_write(path, lambda f: f.write((json.dumps(record, indent=1) + "\n").encode()))
 
 
 def _timed(run: Callable[[], dict[str, Accuracy]]) -> tuple[dict[str, Accuracy], float]:

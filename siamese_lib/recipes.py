@@ -110,6 +110,13 @@ class Recipe:
         steps = max(1, round(self.steps_per_epoch * factor))
         return replace(self, steps_per_epoch=steps, **changes)
 
+    def longer(self, factor: float) -> Recipe:
+        """The recipe trained ``factor`` times longer, as ``<name>-x<factor>``, with Koch's
+        distortions on for Omniglot: a long run sees each image many times, and then they
+        pay off (chapter 8's lever 4, and the "long" budget)."""
+        augment = self.augment or self.data.startswith("omniglot")
+        return self.scaled(factor, name=f"{self.name}-x{factor:g}", augment=augment)
+
 
 @dataclass
 class TrainedModel(TrainedNet):
@@ -202,10 +209,10 @@ def _batches(recipe: Recipe, data: TrainingData, device: torch.device) -> Callab
             return _shuffled_batches(images, data.labels, recipe.batch,
                                      recipe.steps_per_epoch, seed, augment, device)
         p, k = recipe.batch
-        by_alphabet = dict(groups=data.groups, classes_per_group=recipe.classes_per_alphabet) \
-            if recipe.classes_per_alphabet else {}
         return class_balanced_batches(images, data.labels, p, k, recipe.steps_per_epoch,
-                                      seed=seed, augment=augment, device=device, **by_alphabet)
+                                      seed=seed, augment=augment, device=device,
+                                      groups=data.groups,
+                                      classes_per_group=recipe.classes_per_alphabet or None)
 
     return batches
 
@@ -418,15 +425,11 @@ def training_budget() -> str:
 
 
 def at_budget(recipe: Recipe, budget: str, scale: float = LONG_SCALE) -> Recipe:
-    """A recipe at a training budget: itself for "book"; for "long", ``scale`` times the
-    steps under its own name, with Koch's distortions on for Omniglot (a long run sees
-    each image many times, and then they pay off)."""
+    """A recipe at a training budget: itself for "book"; for "long",
+    :meth:`Recipe.longer` by ``scale``."""
     if budget not in BUDGETS:
         raise ValueError(f"unknown budget {budget!r}; use one of {', '.join(BUDGETS)}")
-    if budget == "book":
-        return recipe
-    augment = recipe.augment or recipe.data.startswith("omniglot")
-    return recipe.scaled(scale, name=f"{recipe.name}-x{scale:g}", augment=augment)
+    return recipe if budget == "book" else recipe.longer(scale)
 
 
 #: The recipes the book and the benchmarks use, by name, at the budget of
