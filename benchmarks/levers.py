@@ -86,6 +86,12 @@ def _machine() -> str:
         cpu = names[0] if names else cpu
     except OSError:  # not Linux
         pass
+    # the bfloat16 units decide the library's precision (siamese_lib.precision): a CPU's
+    # brand name alone ("Intel(R) Xeon(R) Processor" in a VM) does not say which it has
+    units = [name for probe, name in (("_is_amx_tile_supported", "AMX"),
+                                      ("_is_avx512_bf16_supported", "AVX512-BF16"))
+             if getattr(torch.cpu, probe, lambda: False)()]
+    cpu += f" ({', '.join(units)})" if units else " (no bfloat16 units)"
     gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return f"{cpu}, {torch.get_num_threads()} threads{gpu}"
 

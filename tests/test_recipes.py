@@ -119,6 +119,17 @@ def test_long_budget_trains_longer_under_its_own_name() -> None:
         recipes.at_budget(book, "huge")
 
 
+def test_a_longer_run_distorts_the_images_unless_its_recipe_says_not() -> None:
+    book = recipes.BOOK_RECIPES
+    assert book["omniglot-prototypical"].longer(4).augment
+    pairs = book["omniglot-contrastive-pairs"]
+    assert not pairs.distort_when_longer and not pairs.longer(8).augment
+    assert not book["mnist-contrastive"].longer(8).augment  # distortions are Omniglot's
+    # the rule changes the longer runs' weights, not this recipe's: its cached model holds
+    assert replace(pairs, distort_when_longer=True).key() == pairs.key()
+    assert replace(pairs, distort_when_longer=True).longer(8).key() != pairs.longer(8).key()
+
+
 def test_recipes_follow_the_budget_of_the_environment() -> None:
     import subprocess
     import sys
