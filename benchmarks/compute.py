@@ -73,23 +73,34 @@ DEFAULT = Sizes()
 QUICK = Sizes(matmul_n=256, images=32, classes=8, rounds=2, block=1)
 
 
-def _median_seconds(run: Callable[[], None], device: torch.device, rounds: int, block: int) -> float:
-    times = []
-    run()  # warm-up: allocations, kernel choice, lazy initialisation
+def _interleaved_seconds(runs: Sequence[tuple[Callable[[], None], int]], device: torch.device,
+                         rounds: int) -> list[float]:
+    """Median seconds per call of each ``(run, calls per round)``, the runs taking turns
+    round by round: on a shared machine whose speed drifts within a minute, the peak and the
+    step are then measured in the same moments, and their ratio holds."""
+    for run, _ in runs:
+        run()  # warm-up: allocations, kernel choice, lazy initialisation
+    times: list[list[float]] = [[] for _ in runs]
     for _ in range(rounds):
-        t0 = clock(device)
-        for _ in range(block):
-            run()
-        times.append((clock(device) - t0) / block)
-    return median(times)
+        for (run, block), measured in zip(runs, times, strict=True):
+            t0 = clock(device)
+            for _ in range(block):
+                run()
+            measured.append((clock(device) - t0) / block)
+    return [median(t) for t in times]
+
+
+def _matmul(dtype: torch.dtype, n: int, device: torch.device) -> Callable[[], None]:
+    """One n x n x n matrix product in ``dtype`` (2 n^3 FLOPs), ready to call."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=g).to(device, dtype)
+    b = torch.randn(n, n, generator=g).to(device, dtype)
+    return lambda: torch.mm(a, b)
 
 
 def matmul_gflops(dtype: torch.dtype, n: int, device: torch.device, rounds: int) -> float:
     """GFLOP/s of an n x n x n matrix product in ``dtype`` (2 n^3 FLOPs each)."""
-    g = torch.Generator().manual_seed(0)
-    a = torch.randn(n, n, generator=g).to(device, dtype)
-    b = torch.randn(n, n, generator=g).to(device, dtype)
-    seconds = _median_seconds(lambda: torch.mm(a, b), device, rounds, block=3)
+    seconds, = _interleaved_seconds([(_matmul(dtype, n, device), 3)], device, rounds)
     return 2 * n**3 / seconds / 1e9
 
 
@@ -185,14 +196,17 @@ def run(sizes: Sizes, device: torch.device, compiled: bool = False) -> tuple[lis
     if device.type == "cpu" or torch.cuda.is_bf16_supported():
         precisions.append(("bfloat16", True, torch.bfloat16))
     for name, bf16, dtype in precisions:
-        peak = matmul_gflops(dtype, sizes.matmul_n, device, sizes.rounds)
         # on a GPU autocast_dtype is float32 whatever the switch: bfloat16 steps run on a CPU
         with torch_settings(bf16=bf16):
-            for variant in [False, True] if compiled else [False]:
-                step = TrainingStep(sizes, device, compiled=variant)
-                for _ in range(3 if variant else 0):
-                    step()  # compiling: forward, backward, then the recompile-free steps
-                seconds = _median_seconds(step, device, sizes.rounds, sizes.block)
+            variants = [False, True] if compiled else [False]
+            steps = [TrainingStep(sizes, device, compiled=variant) for variant in variants]
+            for _ in range(3 if compiled else 0):
+                steps[-1]()  # compiling: forward, backward, then the recompile-free steps
+            matmul_s, *steps_s = _interleaved_seconds(
+                [(_matmul(dtype, sizes.matmul_n, device), 3)]
+                + [(step, sizes.block) for step in steps], device, sizes.rounds)
+            peak = 2 * sizes.matmul_n**3 / matmul_s / 1e9
+            for variant, step, seconds in zip(variants, steps, steps_s, strict=True):
                 label = f"{name}, torch.compile" if variant else name
                 rows.append(Row(label, seconds, flops / seconds / 1e9, peak,
                                 None if variant else step.time_shares()))
@@ -225,7 +239,8 @@ def format_rows(rows: list[Row], gflop: float, library: str, sizes: Sizes) -> st
         f"Training step: Conv-4 (64 channels), {sizes.images} images of 28x28, contrastive "
         f"loss over all pairs, AdamW; {gflop:.1f} GFLOP per step (forward + backward, "
         "counted by torch.utils.flop_counter). Matmul peak: "
-        f"{sizes.matmul_n}^3 products. Medians of {sizes.rounds} rounds.",
+        f"{sizes.matmul_n}^3 products. Medians of {sizes.rounds} rounds, the peak and the steps "
+        "measured in turn.",
         table,
     ]
     if bf16 is not None:
