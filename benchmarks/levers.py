@@ -45,6 +45,7 @@ from siamese_lib.adapt import adapt_to_support
 from siamese_lib.evaluate import Accuracy, trials_accuracy
 from siamese_lib.files import atomic_write
 from siamese_lib.nets import EmbeddingEnsemble, ShiftAveraged
+from siamese_lib.precision import cpu_bf16_units
 from siamese_lib.protocols import evaluate_protocols, one_shot_trials
 from siamese_lib.published import MEASURES
 from siamese_lib.recipes import BOOK_RECIPES, Recipe
@@ -88,9 +89,7 @@ def _machine() -> str:
         pass
     # the bfloat16 units decide the library's precision (siamese_lib.precision): a CPU's
     # brand name alone ("Intel(R) Xeon(R) Processor" in a VM) does not say which it has
-    units = [name for probe, name in (("_is_amx_tile_supported", "AMX"),
-                                      ("_is_avx512_bf16_supported", "AVX512-BF16"))
-             if getattr(torch.cpu, probe, lambda: False)()]
+    units = cpu_bf16_units()
     cpu += f" ({', '.join(units)})" if units else " (no bfloat16 units)"
     gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return f"{cpu}, {torch.get_num_threads()} threads{gpu}"

@@ -122,15 +122,25 @@ def autocast_dtype(device: str | torch.device) -> torch.dtype | None:
     return torch.bfloat16 if on else None
 
 
+#: The probes in ``torch.cpu`` for the units that compute bfloat16 natively, by name.
+_BF16_UNITS = (("AMX", "_is_amx_tile_supported"), ("AVX512-BF16", "_is_avx512_bf16_supported"))
+
+
 @functools.cache
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU has AMX tiles (Intel Sapphire Rapids and later) or AVX512-BF16
-    instructions (AMD Zen 4 and later, Intel Cooper Lake).
+def cpu_bf16_units() -> tuple[str, ...]:
+    """The names of this CPU's units that compute bfloat16 natively: ``"AMX"`` (tiles,
+    Intel Sapphire Rapids and later) and ``"AVX512-BF16"`` (AMD Zen 4 and later, Intel
+    Cooper Lake); empty when it has neither.
 
     Asked once per process: :func:`autocast` runs on every training step and embedded batch.
     """
-    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+    return tuple(name for name, probe in _BF16_UNITS
+                 if bool(getattr(torch.cpu, probe, lambda: False)()))
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (:func:`cpu_bf16_units` names a unit)."""
+    return bool(cpu_bf16_units())
 
 
 def autocast(device: str | torch.device) -> torch.autocast:

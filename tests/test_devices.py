@@ -342,6 +342,24 @@ def test_autocast_dtype_follows_the_cpus_bfloat16_instructions(monkeypatch) -> N
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
 
 
+@pytest.mark.parametrize(("amx", "avx512_bf16", "units"), [
+    (True, True, ("AMX", "AVX512-BF16")),  # Intel Sapphire Rapids and later
+    (False, True, ("AVX512-BF16",)),  # AMD Zen 4: bfloat16 without AMX still pays
+    (False, False, ()),
+])
+def test_the_bfloat16_units_are_read_from_torchs_cpu_probes(monkeypatch, amx, avx512_bf16,
+                                                            units) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16,
+                        raising=False)
+    precision.cpu_bf16_units.cache_clear()
+    try:
+        assert precision.cpu_bf16_units() == units
+        assert precision.cpu_has_native_bf16() == bool(units)
+    finally:
+        precision.cpu_bf16_units.cache_clear()  # the real CPU's answer for later tests
+
+
 def test_channels_last_is_the_cpu_default_and_can_be_switched(monkeypatch) -> None:
     monkeypatch.delenv(CHANNELS_LAST_ENV, raising=False)
     assert use_channels_last(CPU) and memory_format(CPU) == torch.channels_last
