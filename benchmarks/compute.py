@@ -90,18 +90,14 @@ def _interleaved_seconds(runs: Sequence[tuple[Callable[[], None], int]], device:
     return [median(t) for t in times]
 
 
-def _matmul(dtype: torch.dtype, n: int, device: torch.device) -> Callable[[], None]:
-    """One n x n x n matrix product in ``dtype`` (2 n^3 FLOPs), ready to call."""
+def matrix_product(dtype: torch.dtype, n: int,
+                   device: torch.device) -> tuple[Callable[[], None], int]:
+    """One n x n x n matrix product in ``dtype``, ready to call, and its FLOPs (2 n^3):
+    the peak that the training step's rate is measured against."""
     g = torch.Generator().manual_seed(0)
     a = torch.randn(n, n, generator=g).to(device, dtype)
     b = torch.randn(n, n, generator=g).to(device, dtype)
-    return lambda: torch.mm(a, b)
-
-
-def matmul_gflops(dtype: torch.dtype, n: int, device: torch.device, rounds: int) -> float:
-    """GFLOP/s of an n x n x n matrix product in ``dtype`` (2 n^3 FLOPs each)."""
-    seconds, = _interleaved_seconds([(_matmul(dtype, n, device), 3)], device, rounds)
-    return 2 * n**3 / seconds / 1e9
+    return (lambda: torch.mm(a, b)), 2 * n**3
 
 
 class TrainingStep:
@@ -198,15 +194,17 @@ def run(sizes: Sizes, device: torch.device, compiled: bool = False) -> tuple[lis
     for name, bf16, dtype in precisions:
         # on a GPU autocast_dtype is float32 whatever the switch: bfloat16 steps run on a CPU
         with torch_settings(bf16=bf16):
-            variants = [False, True] if compiled else [False]
-            steps = [TrainingStep(sizes, device, compiled=variant) for variant in variants]
-            for _ in range(3 if compiled else 0):
-                steps[-1]()  # compiling: forward, backward, then the recompile-free steps
+            steps = {False: TrainingStep(sizes, device)}
+            if compiled:
+                steps[True] = TrainingStep(sizes, device, compiled=True)
+                for _ in range(3):
+                    steps[True]()  # compiling: forward, backward, then the recompile-free steps
+            matmul, matmul_flops = matrix_product(dtype, sizes.matmul_n, device)
             matmul_s, *steps_s = _interleaved_seconds(
-                [(_matmul(dtype, sizes.matmul_n, device), 3)]
-                + [(step, sizes.block) for step in steps], device, sizes.rounds)
-            peak = 2 * sizes.matmul_n**3 / matmul_s / 1e9
-            for variant, step, seconds in zip(variants, steps, steps_s, strict=True):
+                [(matmul, 3)] + [(step, sizes.block) for step in steps.values()],
+                device, sizes.rounds)
+            peak = matmul_flops / matmul_s / 1e9
+            for (variant, step), seconds in zip(steps.items(), steps_s, strict=True):
                 label = f"{name}, torch.compile" if variant else name
                 rows.append(Row(label, seconds, flops / seconds / 1e9, peak,
                                 None if variant else step.time_shares()))

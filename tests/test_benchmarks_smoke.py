@@ -149,7 +149,17 @@ def test_compute_counts_the_training_steps_flops():
     double = compute.TrainingStep(compute.Sizes(images=16, classes=4), torch.device("cpu")).flops()
     # convolutions and matrix products scale with the batch; the loss's pairs barely count
     assert 1.9 < double / small < 2.1
-    assert compute.matmul_gflops(torch.float32, 64, torch.device("cpu"), rounds=1) > 0
+
+
+def test_compute_measures_the_peak_with_the_flops_torch_counts():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from benchmarks import compute
+
+    product, flops = compute.matrix_product(torch.bfloat16, 64, torch.device("cpu"))
+    with FlopCounterMode(display=False) as counter:
+        product()
+    assert counter.get_total_flops() == flops
 
 
 @pytest.mark.slow
