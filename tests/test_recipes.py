@@ -124,6 +124,7 @@ def test_a_longer_run_distorts_the_images_unless_its_recipe_says_not() -> None:
     assert book["omniglot-prototypical"].longer(4).augment
     pairs = book["omniglot-contrastive-pairs"]
     assert not pairs.distort_when_longer and not pairs.longer(8).augment
+    assert not book["omniglot-triplet"].longer(8).augment  # batch-hard collapsed with them
     assert not book["mnist-contrastive"].longer(8).augment  # distortions are Omniglot's
     # the rule changes the longer runs' weights, not this recipe's: its cached model holds
     assert replace(pairs, distort_when_longer=True).key() == pairs.key()
