@@ -160,9 +160,36 @@ def test_huge_learning_rate_raises_with_advice() -> None:
 
 def test_huge_learning_rate_that_collapses_the_embedding_raises() -> None:
     # lr=1e10 leaves every embedding identical with a finite, stuck loss: no NaN to catch
-    with pytest.raises(RuntimeError, match=r"training collapsed.*epoch 1.*identical.*lr=1e\+10"
-                       r".*lower the learning rate"):
+    with pytest.raises(RuntimeError, match=r"training collapsed in epoch 1.*within 0\.00% .*one "
+                       r"point.*lr=1e\+10.*lower the learning rate"):
         run_pairs(tiny(), ContrastiveLoss(1.0), epochs=2, steps=5, lr=1e10, schedule=None)
+
+
+class AroundOnePoint(nn.Module):
+    """A net's embeddings shrunk by ``scale`` around a fixed point of length 2."""
+
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.net, self.scale = tiny(), scale
+        self.register_buffer("point", torch.ones(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.point + self.scale * self.net(x)
+
+
+@pytest.mark.parametrize("scale, collapsed", [(1e-3, True), (1.0, False)])
+def test_embeddings_shrunk_around_one_point_are_a_collapse(scale: float, collapsed: bool) -> None:
+    # what batch-hard triplets did on distorted Omniglot: distinct embeddings, but so close
+    # together (0.2% of their length) that the loss sat at its margin
+    def train() -> History:
+        return run_pairs(AroundOnePoint(scale), ContrastiveLoss(1.0), epochs=1, steps=2, lr=0.0)
+
+    if collapsed:
+        with pytest.raises(RuntimeError, match=r"collapsed in epoch 1.*within 0\.\d\d% of their "
+                           r"length.*fewer or milder augmentations"):
+            train()
+    else:
+        assert len(train().epoch_loss) == 1
 
 
 def test_identical_inputs_are_not_a_collapse() -> None:
