@@ -209,8 +209,8 @@ def fit(
                 f"batches({epoch}) yielded no batches for epoch {epoch + 1}: an epoch's loss "
                 f"needs at least one; yield steps_per_epoch={steps_per_epoch} batches per epoch"
             )
-        spread = _spread(*last)
-        if spread is not None and spread < COLLAPSE_SPREAD:
+        spread = _spread(last[1])
+        if spread < COLLAPSE_SPREAD and _images_differ(last[0]):
             bar.close()
             raise RuntimeError(
                 f"training collapsed in epoch {epoch + 1}: the embeddings of the last batch all "
@@ -258,20 +258,21 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "embedding_net", model) if not hasattr(model, "config") else model
 
 
-def _spread(batch: Any, embeddings: torch.Tensor) -> float | None:
+def _spread(embeddings: torch.Tensor) -> float:
     """How far a batch's embeddings lie from their mean, as a share of their length (0 when
-    they are all one point); None when that says nothing: fewer than two embeddings, or
-    images that are all the same."""
-    if embeddings.shape[0] < 2:
-        return None
-    images = torch.cat([t.reshape(len(t), -1) for t in batch[:-1]])  # all but the labels
-    if not bool((images != images[:1]).any()):
-        return None
+    they are all one point)."""
     embeddings = embeddings.float()
     length = embeddings.norm(dim=1).mean()
     if length == 0:
         return 0.0
     return float((embeddings - embeddings.mean(0)).norm(dim=1).mean() / length)
+
+
+def _images_differ(batch: Any) -> bool:
+    """Whether a batch holds at least two different images: a batch of one image repeated
+    embeds to one point without the net having collapsed."""
+    images = torch.cat([t.reshape(len(t), -1) for t in batch[:-1]])  # all but the labels
+    return bool((images != images[:1]).any())
 
 
 def _diagnose(value: float, step: int, epoch: int, batch: Any, model: nn.Module, lr: float) -> str:
